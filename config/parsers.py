@@ -1,0 +1,24 @@
+"""Parsers that honour DATA_UPLOAD_MAX_MEMORY_SIZE for JSON bodies too.
+
+Django enforces the limit only when a body is read through ``request.body`` or
+``request.POST``; DRF's JSONParser reads the stream directly, so without this a
+client could make the server buffer an arbitrarily large JSON document.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from rest_framework import parsers
+
+from config.errors import PayloadTooLarge
+
+
+class JSONParser(parsers.JSONParser):
+    def parse(self, stream, media_type=None, parser_context=None):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if limit is not None:
+            request = (parser_context or {}).get("request")
+            declared = request.META.get("CONTENT_LENGTH") if request is not None else None
+            if declared and declared.isdigit() and int(declared) > limit:
+                raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+        return super().parse(stream, media_type, parser_context)

@@ -1,0 +1,294 @@
+"""Settings for the chatbot backend.
+
+Everything that differs between machines comes from the environment (a ``.env``
+file in the project folder is loaded when present; real environment variables
+win). ``.env.example`` documents every variable.
+"""
+
+from pathlib import Path
+
+import dj_database_url
+from dotenv import load_dotenv
+
+from config import env
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+load_dotenv(BASE_DIR / ".env", override=False)
+
+# --- Core -------------------------------------------------------------------
+
+DEBUG = env.get_bool("DJANGO_DEBUG", default=False)
+SECRET_KEY = env.get_secret_key("DJANGO_SECRET_KEY")
+# Fernet keys for encrypted columns, newest first; separate from SECRET_KEY so
+# either can be rotated without the other.
+ENCRYPTION_KEYS = env.get_fernet_keys("ENCRYPTION_KEY")
+
+ALLOWED_HOSTS = env.get_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.get_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "rest_framework",
+    "rest_framework_simplejwt",
+    "rest_framework_simplejwt.token_blacklist",
+    "corsheaders",
+    "drf_spectacular",
+    "users",
+    "chat_history",
+    "documents",
+]
+
+MIDDLEWARE = [
+    "config.middleware.RequestLogMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+AUTH_USER_MODEL = "users.User"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------
+# DATABASE_URL wins; otherwise the seed's POSTGRES_* variables; otherwise SQLite
+# in the project folder, so a fresh checkout runs with no services at all.
+
+
+def _database() -> dict:
+    url = env.get_str("DATABASE_URL")
+    if not url and env.get_str("POSTGRES_DB"):
+        url = "postgres://{user}:{password}@{host}:{port}/{db}".format(
+            user=env.get_str("POSTGRES_USER", "postgres"),
+            password=env.get_str("POSTGRES_PASSWORD"),
+            host=env.get_str("POSTGRES_HOST", "localhost"),
+            port=env.get_str("POSTGRES_PORT", "5432"),
+            db=env.get_str("POSTGRES_DB"),
+        )
+    if not url:
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": BASE_DIR / "db.sqlite3",
+            "OPTIONS": {
+                # WAL lets readers run beside the single writer; IMMEDIATE takes the
+                # write lock at BEGIN so concurrent writers queue instead of failing.
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+            },
+        }
+    database = dj_database_url.parse(url)
+    if database["ENGINE"] != "django.db.backends.postgresql":
+        env.fail("DATABASE_URL", "must be a postgres:// URL (or leave it unset for SQLite).")
+    if env.get_bool("DB_POOL", default=True):
+        # psycopg 3's pool, managed by Django: connections are reused across
+        # requests in the process; CONN_MAX_AGE must stay 0 with a pool.
+        database["CONN_MAX_AGE"] = 0
+        database["OPTIONS"]["pool"] = {
+            "min_size": env.get_int("DB_POOL_MIN_SIZE", 2, minimum=0),
+            "max_size": env.get_int("DB_POOL_MAX_SIZE", 10, minimum=1),
+            "timeout": env.get_int("DB_POOL_TIMEOUT", 10, minimum=1),
+        }
+    else:
+        database["CONN_MAX_AGE"] = env.get_int("DB_CONN_MAX_AGE", 60)
+        database["CONN_HEALTH_CHECKS"] = True
+    return database
+
+
+DATABASES = {"default": _database()}
+
+# --- Cache (throttling, rate limits) ----------------------------------------
+REDIS_URL = env.get_str("REDIS_URL")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "chatbot",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Passwords --------------------------------------------------------------
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    # Kept so hashes made before Argon2 still verify (and upgrade on login).
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# --- I18N, static and media ---------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+MEDIA_URL = "media/"
+MEDIA_ROOT = Path(env.get_str("DJANGO_MEDIA_ROOT") or BASE_DIR / "media")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+# --- REST framework -----------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Service tokens carry a recognisable prefix, so they are tried first and
+        # anything else falls through to JWT.
+        "users.authentication.ServiceTokenAuthentication",
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "config.parsers.JSONParser",
+        "rest_framework.parsers.MultiPartParser",
+        "rest_framework.parsers.FormParser",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "config.pagination.PageNumberPagination",
+    "PAGE_SIZE": 20,
+    "EXCEPTION_HANDLER": "config.exceptions.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "config.schema.AutoSchema",
+    "DEFAULT_THROTTLE_RATES": {
+        "login_client": env.get_str("THROTTLE_LOGIN_CLIENT", "20/min"),
+        "login_account": env.get_str("THROTTLE_LOGIN_ACCOUNT", "5/min"),
+        "register": env.get_str("THROTTLE_REGISTER", "10/hour"),
+    },
+    # Number of trusted proxies in front of the app; 0 ignores X-Forwarded-For,
+    # which a client could otherwise forge to dodge per-client throttles.
+    "NUM_PROXIES": env.get_int("DJANGO_NUM_PROXIES", 0),
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": env.get_seconds("JWT_ACCESS_LIFETIME_SECONDS", 60 * 60),
+    "REFRESH_TOKEN_LIFETIME": env.get_seconds("JWT_REFRESH_LIFETIME_SECONDS", 7 * 24 * 3600),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": False,
+    # Tokens carry a digest of the password hash: changing the password makes
+    # every access token issued before it invalid, not just the refresh tokens.
+    "CHECK_REVOKE_TOKEN": True,
+    "ALGORITHM": "HS256",
+    "SIGNING_KEY": env.get_str("JWT_SIGNING_KEY") or SECRET_KEY,
+    "AUTH_HEADER_TYPES": ("Bearer",),
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Chatbot backend API",
+    "DESCRIPTION": (
+        "Users, chat history and document metadata for an LLM/RAG chatbot. "
+        "Frontends authenticate with JWT (Bearer access token); the AI service "
+        "authenticates with a scoped service token (Bearer svc_...). Every error "
+        "has the shape {detail, code, errors?}."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/",
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {
+            "jwtAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+            "serviceToken": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "A service token (svc_...) created with "
+                "`manage.py create_service_token`; scopes gate each route.",
+            },
+        }
+    },
+}
+
+# --- CORS -------------------------------------------------------------------
+CORS_ALLOWED_ORIGINS = env.get_list("CORS_ALLOWED_ORIGINS")
+CORS_ALLOWED_ORIGIN_REGEXES = env.get_list("CORS_ALLOWED_ORIGIN_REGEXES")
+CORS_EXPOSE_HEADERS = ["X-Request-ID", "Retry-After"]
+CORS_ALLOW_HEADERS = (
+    "accept",
+    "authorization",
+    "content-type",
+    "idempotency-key",
+    "x-request-id",
+)
+
+# --- Security (production) --------------------------------------------------
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+if not DEBUG:
+    SECURE_SSL_REDIRECT = env.get_bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
+    # Load balancers probe health over plain HTTP.
+    SECURE_REDIRECT_EXEMPT = [r"^api/health/$"]
+    SECURE_HSTS_SECONDS = env.get_int("DJANGO_SECURE_HSTS_SECONDS", 31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.get_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env.get_bool("DJANGO_SECURE_HSTS_PRELOAD", True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+if env.get_bool("DJANGO_BEHIND_TLS_PROXY", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Limits -----------------------------------------------------------------
+# Request bodies other than file uploads; larger ones get a JSON 413.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.get_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2 * 1024 * 1024)
+
+# --- Logging ----------------------------------------------------------------
+LOG_LEVEL = env.get_str("LOG_LEVEL", "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "config.middleware.RequestIdLogFilter"}},
+    "formatters": {
+        "default": {
+            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
+        }
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "default",
+            "filters": ["request_id"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # Our request log replaces Django's per-request warnings.
+        "django.request": {"level": "ERROR"},
+        "django.server": {"level": "WARNING"},
+    },
+}

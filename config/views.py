@@ -1,0 +1,79 @@
+"""Project-wide views: health, and JSON bodies for errors Django raises itself."""
+
+from __future__ import annotations
+
+from django.http import JsonResponse
+from django.urls import Resolver404, resolve
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.exceptions import error_body
+from config.health import run_checks
+
+
+class HealthView(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes: list = []
+
+    @extend_schema(
+        summary="Service health",
+        description="200 when every dependency answers, 503 when one does not.",
+        responses={
+            200: inline_serializer(
+                "Health",
+                {
+                    "status": serializers.ChoiceField(choices=["ok", "unavailable"]),
+                    "checks": serializers.DictField(child=serializers.DictField()),
+                },
+            ),
+            503: inline_serializer(
+                "HealthUnavailable",
+                {
+                    "status": serializers.ChoiceField(choices=["ok", "unavailable"]),
+                    "checks": serializers.DictField(child=serializers.DictField()),
+                },
+            ),
+        },
+        auth=[],
+    )
+    def get(self, request):
+        healthy, checks = run_checks()
+        return Response(
+            {"status": "ok" if healthy else "unavailable", "checks": checks},
+            status=status.HTTP_200_OK if healthy else status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+
+
+def _json_error(status_code: int, detail: str, code: str) -> JsonResponse:
+    return JsonResponse(error_body(detail, code), status=status_code)
+
+
+def bad_request(request, exception=None):
+    return _json_error(400, "Bad request.", "bad_request")
+
+
+def permission_denied(request, exception=None):
+    detail = "You do not have permission to perform this action."
+    return _json_error(403, detail, "permission_denied")
+
+
+def not_found(request, exception=None):
+    detail = f"No route for {request.path}."
+    if not request.path.endswith("/") and _routed(request.path + "/"):
+        detail += f" Did you mean {request.path}/ ?"
+    return _json_error(404, detail, "not_found")
+
+
+def _routed(path: str) -> bool:
+    try:
+        return resolve(path).url_name != "api-not-found"
+    except Resolver404:
+        return False
+
+
+def server_error(request):
+    return _json_error(500, "A server error occurred.", "server_error")

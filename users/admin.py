@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.template.response import TemplateResponse
+
+from users import services
+from users.models import ApiKeyAccessLog, Profile, Scope, ServiceToken, User
+
+
+class ProfileInline(admin.StackedInline):
+    model = Profile
+    can_delete = False
+    fields = ("preferred_language", "api_key_hint", "api_key_updated_at")
+    readonly_fields = ("api_key_hint", "api_key_updated_at")
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    inlines = [ProfileInline]
+    list_display = ("email", "username", "is_active", "is_staff", "created_at")
+    list_filter = ("is_active", "is_staff", "is_superuser", "profile__preferred_language")
+    search_fields = ("email", "username")
+    ordering = ("-created_at",)
+    add_fieldsets = (
+        (None, {"classes": ("wide",), "fields": ("email", "username", "password1", "password2")}),
+    )
+
+    def get_inlines(self, request, obj):
+        # The profile is created with the user; the add form has none yet.
+        return self.inlines if obj else []
+
+    def save_model(self, request, obj, form, change):
+        obj.email = User.objects.normalize_email(obj.email)
+        super().save_model(request, obj, form, change)
+        if not change:
+            Profile.objects.get_or_create(user=obj)
+
+
+@admin.register(Profile)
+class ProfileAdmin(admin.ModelAdmin):
+    """Shows whether a key is stored, never the key or its ciphertext."""
+
+    list_display = ("user", "preferred_language", "has_api_key", "api_key_updated_at")
+    list_filter = ("preferred_language",)
+    search_fields = ("user__email", "user__username")
+    list_select_related = ("user",)
+    fields = ("user", "preferred_language", "api_key_hint", "api_key_updated_at", "created_at")
+    readonly_fields = ("user", "api_key_hint", "api_key_updated_at", "created_at")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("encrypted_api_key")
+
+    @admin.display(boolean=True, description="API key")
+    def has_api_key(self, profile: Profile) -> bool:
+        return profile.has_api_key
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+class ServiceTokenAddForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(choices=Scope.choices, widget=forms.CheckboxSelectMultiple)
+
+    class Meta:
+        model = ServiceToken
+        fields = ("name", "scopes")
+
+
+@admin.register(ServiceToken)
+class ServiceTokenAdmin(admin.ModelAdmin):
+    add_form = ServiceTokenAddForm
+    list_display = ("name", "prefix", "scopes", "created_at", "last_used_at", "revoked_at")
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
+    search_fields = ("name", "prefix")
+    readonly_fields = ("prefix", "created_at", "last_used_at", "revoked_at")
+    actions = ["revoke"]
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = self.add_form
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("name", "scopes")
+        return ("name", "prefix", "scopes", "created_at", "last_used_at", "revoked_at")
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields + (("name", "scopes") if obj else ())
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return super().save_model(request, obj, form, change)
+        token, raw = services.service_token_create(
+            name=form.cleaned_data["name"], scopes=form.cleaned_data["scopes"]
+        )
+        obj.pk = token.pk
+        request._service_token_secret = raw  # shown once by response_add, never stored
+
+    def response_add(self, request, obj, post_url_continue=None):
+        return TemplateResponse(
+            request,
+            "admin/users/servicetoken/created.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.model._meta,
+                "token": obj,
+                "secret": request._service_token_secret,
+                "title": "Service token created",
+            },
+        )
+
+    @admin.action(description="Revoke selected tokens")
+    def revoke(self, request, queryset):
+        for token in queryset:
+            services.service_token_revoke(token=token)
+        self.message_user(request, f"Revoked {queryset.count()} token(s).", messages.SUCCESS)
+
+
+@admin.register(ApiKeyAccessLog)
+class ApiKeyAccessLogAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "service_token", "user")
+    list_filter = ("service_token",)
+    search_fields = ("user__email", "service_token__name")
+    list_select_related = ("user", "service_token")
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

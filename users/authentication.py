@@ -1,0 +1,75 @@
+"""Authentication for the AI service: scoped service tokens beside JWT.
+
+A service token is sent like a JWT, ``Authorization: Bearer svc_...``; the
+``svc_`` prefix routes it here, anything else falls through to JWT. The
+authenticated principal is a ``ServicePrincipal``, not a ``User``: it acts
+across users, limited by its scopes.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import authentication, exceptions
+
+from users import selectors, services
+from users.models import ServiceToken
+
+TOKEN_PREFIX = "svc_"  # noqa: S105 - a public marker, not a secret
+
+
+class ServicePrincipal:
+    """``request.user`` for a request made with a service token."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+    is_staff = False
+    is_superuser = False
+    is_service = True
+
+    def __init__(self, token: ServiceToken) -> None:
+        self.token = token
+        self.scopes = frozenset(token.scopes)
+        # Throttles and logs key on ``pk``; it must never collide with a user id.
+        self.pk = self.id = f"service:{token.pk}"
+        self.log_label = f"service:{token.name}"
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes
+
+    def __str__(self) -> str:
+        return self.log_label
+
+
+class ServiceTokenAuthentication(authentication.BaseAuthentication):
+    keyword = "Bearer"
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).split()
+        if len(header) != 2 or header[0].decode(errors="replace") != self.keyword:
+            return None
+        raw = header[1].decode(errors="replace")
+        if not raw.startswith(TOKEN_PREFIX):
+            return None
+        token = selectors.service_token_get_active(raw_token=raw)
+        if token is None:
+            raise exceptions.AuthenticationFailed(
+                "Invalid or revoked service token.", code="invalid_service_token"
+            )
+        services.service_token_mark_used(token=token)
+        return ServicePrincipal(token), token
+
+    def authenticate_header(self, request) -> str:
+        return f'{self.keyword} realm="api"'
+
+
+class ServiceTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "users.authentication.ServiceTokenAuthentication"
+    name = "serviceToken"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "Service token (svc_...) from `manage.py create_service_token`.",
+        }

@@ -1,0 +1,32 @@
+"""Reads of the users domain."""
+
+from __future__ import annotations
+
+import hashlib
+
+from users.models import Profile, ServiceToken, User
+
+
+def token_digest(raw_token: str) -> str:
+    return hashlib.sha256(raw_token.encode()).hexdigest()
+
+
+def service_token_get_active(*, raw_token: str) -> ServiceToken | None:
+    return (
+        ServiceToken.objects.filter(token_hash=token_digest(raw_token), revoked_at__isnull=True)
+        .only("id", "name", "scopes", "last_used_at")
+        .first()
+    )
+
+
+def user_get_with_profile(*, user_id: int) -> User:
+    """The user and profile in one query, without the encrypted key column."""
+    return (
+        User.objects.select_related("profile").defer("profile__encrypted_api_key").get(pk=user_id)
+    )
+
+
+def profile_get_for_key_read(*, user_id: int) -> Profile | None:
+    return (
+        Profile.objects.only("id", "user_id", "encrypted_api_key").filter(user_id=user_id).first()
+    )

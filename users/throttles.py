@@ -1,0 +1,34 @@
+"""Login throttles: per client address and per account, both on every attempt."""
+
+from __future__ import annotations
+
+import hashlib
+
+from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle
+
+from users.models import User
+
+
+class LoginClientThrottle(AnonRateThrottle):
+    scope = "login_client"
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class LoginAccountThrottle(SimpleRateThrottle):
+    """Slows password guessing against one account from many addresses."""
+
+    scope = "login_account"
+
+    def get_cache_key(self, request, view):
+        email = request.data.get("email") if hasattr(request.data, "get") else None
+        if not isinstance(email, str) or not email:
+            return None
+        # Hashed: cache keys should not carry the address itself.
+        digest = hashlib.sha256(User.objects.normalize_email(email).encode()).hexdigest()
+        return self.cache_format % {"scope": self.scope, "ident": digest}
+
+
+class RegisterThrottle(LoginClientThrottle):
+    scope = "register"

@@ -1,0 +1,167 @@
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import status, viewsets
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+
+from config.schema import error_response
+from users import selectors, services
+from users.models import Scope
+from users.permissions import EndUserOnly, ScopedServiceOnly
+from users.serializers import (
+    ApiKeyInputSerializer,
+    LoginInputSerializer,
+    LoginOutputSerializer,
+    PasswordChangeInputSerializer,
+    PasswordChangeOutputSerializer,
+    ProfileOutputSerializer,
+    ProfileUpdateInputSerializer,
+    RefreshInputSerializer,
+    RegisterInputSerializer,
+    RegisterOutputSerializer,
+    ServiceApiKeySerializer,
+    StatusMessageSerializer,
+    TokenPairSerializer,
+)
+from users.throttles import LoginAccountThrottle, LoginClientThrottle, RegisterThrottle
+
+_BAD_TOKEN = error_response("The refresh token is invalid, expired or already used.")
+
+
+def _validated(serializer_class, request):
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+@extend_schema(tags=["auth"])
+class AuthViewSet(viewsets.ViewSet):
+    """Registration, login, token refresh and logout (no credentials needed)."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    def get_throttles(self):
+        throttles = {
+            "register": [RegisterThrottle],
+            "login": [LoginClientThrottle, LoginAccountThrottle],
+        }.get(self.action, [])
+        return [throttle() for throttle in throttles]
+
+    @extend_schema(request=RegisterInputSerializer, responses={201: RegisterOutputSerializer})
+    def register(self, request):
+        data = _validated(RegisterInputSerializer, request)
+        user = services.user_create(
+            username=data["username"], email=data["email"], password=data["password"]
+        )
+        body = {
+            "id": user.pk,
+            "username": user.username,
+            "email": user.email,
+            "created_at": user.created_at,
+            "token": services.tokens_issue(user=user),
+        }
+        return Response(RegisterOutputSerializer(body).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=LoginInputSerializer,
+        responses={200: LoginOutputSerializer, 401: error_response("Wrong email or password.")},
+    )
+    def login(self, request):
+        data = _validated(LoginInputSerializer, request)
+        user = services.user_authenticate(
+            request=request, email=data["email"], password=data["password"]
+        )
+        body = {"user": user, "token": services.tokens_issue(user=user)}
+        return Response(LoginOutputSerializer(body).data)
+
+    @extend_schema(
+        request=RefreshInputSerializer, responses={200: TokenPairSerializer, 401: _BAD_TOKEN}
+    )
+    def refresh(self, request):
+        data = _validated(RefreshInputSerializer, request)
+        return Response(services.token_refresh(refresh=data["refresh"]))
+
+    @extend_schema(
+        request=RefreshInputSerializer,
+        responses={204: OpenApiResponse(description="Logged out."), 401: _BAD_TOKEN},
+    )
+    def logout(self, request):
+        data = _validated(RefreshInputSerializer, request)
+        services.token_revoke(refresh=data["refresh"])
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(tags=["profile"])
+@extend_schema_view(
+    retrieve=extend_schema(responses=ProfileOutputSerializer),
+    partial_update=extend_schema(
+        request=ProfileUpdateInputSerializer, responses=ProfileOutputSerializer
+    ),
+)
+class ProfileViewSet(viewsets.ViewSet):
+    """The signed-in user's own account."""
+
+    permission_classes = [EndUserOnly]
+
+    def retrieve(self, request):
+        user = selectors.user_get_with_profile(user_id=request.user.pk)
+        return Response(ProfileOutputSerializer(user).data)
+
+    def partial_update(self, request):
+        data = _validated(ProfileUpdateInputSerializer, request)
+        user = selectors.user_get_with_profile(user_id=request.user.pk)
+        services.profile_update(user=user, **data)
+        return Response(ProfileOutputSerializer(user).data)
+
+    @extend_schema(request=ApiKeyInputSerializer, responses={200: StatusMessageSerializer})
+    def set_api_key(self, request):
+        data = _validated(ApiKeyInputSerializer, request)
+        services.api_key_set(user=request.user, api_key=data["api_key"])
+        return Response({"status": "success", "message": "Your API key was stored encrypted."})
+
+    @extend_schema(
+        request=None,
+        responses={
+            204: OpenApiResponse(description="Key removed."),
+            404: error_response("No key was stored."),
+        },
+    )
+    def delete_api_key(self, request):
+        if not services.api_key_delete(user=request.user):
+            raise services.ApiKeyNotSetError()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        request=PasswordChangeInputSerializer, responses={200: PasswordChangeOutputSerializer}
+    )
+    def change_password(self, request):
+        data = _validated(PasswordChangeInputSerializer, request)
+        revoked = services.password_change(
+            user=request.user,
+            old_password=data["old_password"],
+            new_password=data["new_password"],
+        )
+        return Response(
+            {
+                "status": "success",
+                "message": "Password changed; sign in again on your other devices.",
+                "revoked_refresh_tokens": revoked,
+            }
+        )
+
+
+@extend_schema(tags=["service"])
+class ServiceApiKeyViewSet(viewsets.ViewSet):
+    """A user's decrypted OpenAI key, for the AI service only (scope keys:read)."""
+
+    permission_classes = [ScopedServiceOnly]
+    service_scopes = {"retrieve": Scope.KEYS_READ}
+
+    @extend_schema(
+        responses={200: ServiceApiKeySerializer, 404: error_response("No such user, or no key.")}
+    )
+    def retrieve(self, request, user_id: int):
+        api_key = services.api_key_read_for_service(service_token=request.auth, user_id=user_id)
+        return Response({"user_id": user_id, "api_key": api_key})
