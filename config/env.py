@@ -14,19 +14,25 @@ from typing import NoReturn
 from cryptography.fernet import Fernet
 
 _TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+_FALSE = {"0", "false", "no", "off"}
 
 
 def fail(name: str, problem: str) -> NoReturn:
     raise SystemExit(f"ImproperlyConfigured: {name} {problem}")
 
 
+def _raw(name: str) -> str | None:
+    """The variable's value; unset and empty (``NAME=`` in .env) are the same."""
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
 def get_str(name: str, default: str = "") -> str:
-    return os.environ.get(name, default).strip()
+    return _raw(name) or default
 
 
 def get_bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
+    raw = _raw(name)
     if raw is None:
         return default
     value = raw.strip().lower()
@@ -38,8 +44,8 @@ def get_bool(name: str, default: bool) -> bool:
 
 
 def get_int(name: str, default: int, *, minimum: int = 0) -> int:
-    raw = os.environ.get(name)
-    if raw is None or not raw.strip():
+    raw = _raw(name)
+    if raw is None:
         return default
     try:
         value = int(raw)
@@ -51,7 +57,7 @@ def get_int(name: str, default: int, *, minimum: int = 0) -> int:
 
 
 def get_list(name: str, default: list[str] | None = None) -> list[str]:
-    raw = os.environ.get(name)
+    raw = _raw(name)
     if raw is None:
         return list(default or [])
     return [item.strip() for item in raw.split(",") if item.strip()]

@@ -12,6 +12,7 @@ from cryptography.fernet import Fernet
 
 os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(64))
 os.environ.setdefault("ENCRYPTION_KEY", Fernet.generate_key().decode())
+os.environ.setdefault("DJANGO_DEBUG", "False")
 os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "False")
 
 from config.settings import *  # noqa: F403
