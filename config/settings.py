@@ -112,7 +112,7 @@ def _database() -> dict:
         # psycopg 3's pool, managed by Django: connections are reused across
         # requests in the process; CONN_MAX_AGE must stay 0 with a pool.
         database["CONN_MAX_AGE"] = 0
-        database["OPTIONS"]["pool"] = {
+        database.setdefault("OPTIONS", {})["pool"] = {
             "min_size": env.get_int("DB_POOL_MIN_SIZE", 2, minimum=0),
             "max_size": env.get_int("DB_POOL_MAX_SIZE", 10, minimum=1),
             "timeout": env.get_int("DB_POOL_TIMEOUT", 10, minimum=1),
@@ -137,6 +137,19 @@ if REDIS_URL:
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Channels (WebSocket events) ----------------------------------------------
+# In-process by default; with REDIS_URL every server process shares one layer,
+# so an event published by one process reaches sockets held by another.
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": "chatbot:asgi"},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 # --- Passwords --------------------------------------------------------------
 PASSWORD_HASHERS = [
@@ -266,6 +279,18 @@ if env.get_bool("DJANGO_BEHIND_TLS_PROXY", default=False):
 # --- Limits -----------------------------------------------------------------
 # Request bodies other than file uploads; larger ones get a JSON 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.get_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2 * 1024 * 1024)
+
+# --- Chat history -------------------------------------------------------------
+CHAT_MESSAGE_MAX_LENGTH = env.get_int("CHAT_MESSAGE_MAX_LENGTH", 100_000, minimum=1)
+CHAT_METADATA_MAX_BYTES = env.get_int("CHAT_METADATA_MAX_BYTES", 16 * 1024, minimum=2)
+CHAT_HISTORY_DEFAULT_LIMIT = env.get_int("CHAT_HISTORY_DEFAULT_LIMIT", 100, minimum=1)
+CHAT_HISTORY_MAX_LIMIT = env.get_int("CHAT_HISTORY_MAX_LIMIT", 500, minimum=1)
+
+# --- Documents ----------------------------------------------------------------
+DOCUMENT_MAX_UPLOAD_SIZE = env.get_int("DOCUMENT_MAX_UPLOAD_SIZE", 20 * 1024 * 1024, minimum=1)
+DOCUMENT_LEASE_SECONDS = env.get_int("DOCUMENT_LEASE_SECONDS", 600, minimum=1)
+DOCUMENT_MAX_ATTEMPTS = env.get_int("DOCUMENT_MAX_ATTEMPTS", 3, minimum=1)
+DOCUMENT_QDRANT_COLLECTION = env.get_str("DOCUMENT_QDRANT_COLLECTION", "documents")
 
 # --- Logging ----------------------------------------------------------------
 LOG_LEVEL = env.get_str("LOG_LEVEL", "INFO").upper()

@@ -16,3 +16,7 @@ os.environ.setdefault("DJANGO_DEBUG", "False")
 os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "False")
 
 from config.settings import *  # noqa: F403
+
+# Static files are served from the apps' folders; no collectstatic in tests.
+STATIC_ROOT = None
+WHITENOISE_USE_FINDERS = True

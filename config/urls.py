@@ -10,6 +10,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/users/", include("users.urls")),
+    path("api/chat-history/", include("chat_history.urls")),
+    path("api/documents/", include("documents.urls")),
     # Unknown API routes answer in JSON even with DEBUG on (Django's debug 404
     # page is HTML and ignores handler404).
     re_path(r"^api/", views.not_found, name="api-not-found"),

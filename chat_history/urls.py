@@ -1,0 +1,3 @@
+app_name = "chat_history"
+
+urlpatterns: list = []
