@@ -38,18 +38,31 @@ _SERVER_ERROR = error_response("Unexpected server error (no details are disclose
 
 
 class AutoSchema(SpectacularAutoSchema):
-    def get_response_serializers(self):
-        declared = super().get_response_serializers()
-        responses = declared if isinstance(declared, dict) else {self._success_code(): declared}
-        responses = {str(code): value for code, value in responses.items()}
-        for code, response in self._standard_errors().items():
-            responses.setdefault(code, response)
-        return responses
+    def get_auth(self):
+        """Only the schemes the view's permissions accept (``openapi_security``)."""
+        auth = super().get_auth()
+        for permission in self.view.get_permissions():
+            allowed = getattr(permission, "openapi_security", None)
+            if allowed is not None:
+                auth = [item for item in auth if not item or set(item) & allowed]
+        return auth
 
-    def _success_code(self) -> str:
-        if self.method == "DELETE":
-            return "204"
-        return "201" if self._is_create_operation() else "200"
+    def get_description(self):
+        description = super().get_description() or ""
+        scopes = getattr(self.view, "service_scopes", {})
+        scope = scopes.get(getattr(self.view, "action", None)) or scopes.get(self.method)
+        if scope:
+            description += f"\n\nService tokens need the `{scope}` scope."
+        return description.strip()
+
+    # ``@extend_schema(responses=...)`` replaces get_response_serializers, so the
+    # shared errors are merged in one level down, after the declared ones.
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        for code, response in self._standard_errors().items():
+            if code not in responses:
+                responses[code] = self._get_response_for_code(response, code, direction=direction)
+        return responses
 
     def _standard_errors(self) -> dict[str, OpenApiResponse]:
         errors: dict[str, OpenApiResponse] = {}

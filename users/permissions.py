@@ -35,6 +35,7 @@ class EndUserOrScopedService(BasePermission):
 class ScopedServiceOnly(EndUserOrScopedService):
     message = "Only a service token with the required scope may call this route."
     code = "service_only"
+    openapi_security = frozenset({"serviceToken"})
 
     def has_permission(self, request, view) -> bool:
         return _is_service(request) and super().has_permission(request, view)
@@ -43,6 +44,7 @@ class ScopedServiceOnly(EndUserOrScopedService):
 class EndUserOnly(BasePermission):
     message = "This route is for user accounts, not service tokens."
     code = "end_user_only"
+    openapi_security = frozenset({"jwtAuth"})
 
     def has_permission(self, request, view) -> bool:
         return bool(request.user and request.user.is_authenticated and not _is_service(request))

@@ -4,19 +4,32 @@ from __future__ import annotations
 
 import hashlib
 
+from django.core.exceptions import ImproperlyConfigured
+from rest_framework.settings import api_settings
 from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle
 
 from users.models import User
 
 
-class LoginClientThrottle(AnonRateThrottle):
+class _CurrentRate:
+    """Read the rate when the request arrives, not once at import, so a
+    settings change (tests, reconfiguration) takes effect."""
+
+    def get_rate(self):
+        try:
+            return api_settings.DEFAULT_THROTTLE_RATES[self.scope]
+        except KeyError:
+            raise ImproperlyConfigured(f"No throttle rate for scope {self.scope!r}.") from None
+
+
+class LoginClientThrottle(_CurrentRate, AnonRateThrottle):
     scope = "login_client"
 
     def get_cache_key(self, request, view):
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
 
-class LoginAccountThrottle(SimpleRateThrottle):
+class LoginAccountThrottle(_CurrentRate, SimpleRateThrottle):
     """Slows password guessing against one account from many addresses."""
 
     scope = "login_account"

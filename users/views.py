@@ -49,7 +49,12 @@ class AuthViewSet(viewsets.ViewSet):
         }.get(self.action, [])
         return [throttle() for throttle in throttles]
 
-    @extend_schema(request=RegisterInputSerializer, responses={201: RegisterOutputSerializer})
+    @extend_schema(
+        summary="Register an account",
+        description="Creates the user and profile and returns a JWT pair.",
+        request=RegisterInputSerializer,
+        responses={201: RegisterOutputSerializer},
+    )
     def register(self, request):
         data = _validated(RegisterInputSerializer, request)
         user = services.user_create(
@@ -65,6 +70,8 @@ class AuthViewSet(viewsets.ViewSet):
         return Response(RegisterOutputSerializer(body).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
+        summary="Log in with email and password",
+        description="Throttled per client address and per account (429 with Retry-After).",
         request=LoginInputSerializer,
         responses={200: LoginOutputSerializer, 401: error_response("Wrong email or password.")},
     )
@@ -77,13 +84,18 @@ class AuthViewSet(viewsets.ViewSet):
         return Response(LoginOutputSerializer(body).data)
 
     @extend_schema(
-        request=RefreshInputSerializer, responses={200: TokenPairSerializer, 401: _BAD_TOKEN}
+        summary="Rotate a refresh token",
+        description="Returns a new pair; the presented refresh token can never be used again.",
+        request=RefreshInputSerializer,
+        responses={200: TokenPairSerializer, 401: _BAD_TOKEN},
     )
     def refresh(self, request):
         data = _validated(RefreshInputSerializer, request)
         return Response(services.token_refresh(refresh=data["refresh"]))
 
     @extend_schema(
+        summary="Log out",
+        description="Revokes the refresh token (access tokens expire on their own).",
         request=RefreshInputSerializer,
         responses={204: OpenApiResponse(description="Logged out."), 401: _BAD_TOKEN},
     )
@@ -95,9 +107,11 @@ class AuthViewSet(viewsets.ViewSet):
 
 @extend_schema(tags=["profile"])
 @extend_schema_view(
-    retrieve=extend_schema(responses=ProfileOutputSerializer),
+    retrieve=extend_schema(summary="Your profile", responses=ProfileOutputSerializer),
     partial_update=extend_schema(
-        request=ProfileUpdateInputSerializer, responses=ProfileOutputSerializer
+        summary="Change username or preferred language",
+        request=ProfileUpdateInputSerializer,
+        responses=ProfileOutputSerializer,
     ),
 )
 class ProfileViewSet(viewsets.ViewSet):
@@ -115,13 +129,19 @@ class ProfileViewSet(viewsets.ViewSet):
         services.profile_update(user=user, **data)
         return Response(ProfileOutputSerializer(user).data)
 
-    @extend_schema(request=ApiKeyInputSerializer, responses={200: StatusMessageSerializer})
+    @extend_schema(
+        summary="Store your OpenAI API key",
+        description="Encrypted at rest; only a hint (prefix and last 4) is ever shown.",
+        request=ApiKeyInputSerializer,
+        responses={200: StatusMessageSerializer},
+    )
     def set_api_key(self, request):
         data = _validated(ApiKeyInputSerializer, request)
         services.api_key_set(user=request.user, api_key=data["api_key"])
         return Response({"status": "success", "message": "Your API key was stored encrypted."})
 
     @extend_schema(
+        summary="Remove your OpenAI API key",
         request=None,
         responses={
             204: OpenApiResponse(description="Key removed."),
@@ -134,7 +154,11 @@ class ProfileViewSet(viewsets.ViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
-        request=PasswordChangeInputSerializer, responses={200: PasswordChangeOutputSerializer}
+        summary="Change your password",
+        description="Revokes every refresh token and invalidates every access token issued "
+        "before the change.",
+        request=PasswordChangeInputSerializer,
+        responses={200: PasswordChangeOutputSerializer},
     )
     def change_password(self, request):
         data = _validated(PasswordChangeInputSerializer, request)
@@ -160,7 +184,9 @@ class ServiceApiKeyViewSet(viewsets.ViewSet):
     service_scopes = {"retrieve": Scope.KEYS_READ}
 
     @extend_schema(
-        responses={200: ServiceApiKeySerializer, 404: error_response("No such user, or no key.")}
+        summary="Read a user's decrypted OpenAI API key (service only)",
+        description="Every read is recorded (token, user, time) in the key access log.",
+        responses={200: ServiceApiKeySerializer, 404: error_response("No such user, or no key.")},
     )
     def retrieve(self, request, user_id: int):
         api_key = services.api_key_read_for_service(service_token=request.auth, user_id=user_id)

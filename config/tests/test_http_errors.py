@@ -1,0 +1,67 @@
+"""Errors Django raises outside DRF views are JSON too."""
+
+import pytest
+from django.test import override_settings
+from django.urls import reverse
+
+from config import views
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("path", ["/api/nope/", "/api/users/nope", "/not-an-api/"])
+def test_unknown_urls_are_json_404(client, path):
+    response = client.get(path)
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["code"] == "not_found"
+
+
+def test_missing_trailing_slash_gets_a_hint(client):
+    body = client.get("/api/users/profile").json()
+    assert "Did you mean /api/users/profile/ ?" in body["detail"]
+
+
+@override_settings(DEBUG=True)
+def test_unknown_api_urls_are_json_even_in_debug(client):
+    response = client.get("/api/definitely/not/here/")
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+
+
+def test_wrong_method_is_json_405(api_client):
+    response = api_client.get(reverse("users:login"))
+    assert response.status_code == 405
+    assert response.json()["code"] == "method_not_allowed"
+
+
+def test_oversized_json_body_is_413(api_client, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    response = api_client.post(
+        reverse("users:login"), {"email": "a@b.co", "password": "x" * 5000}, format="json"
+    )
+    assert response.status_code == 413
+    assert response.json()["code"] == "payload_too_large"
+
+
+def test_malformed_json_is_a_400(api_client):
+    response = api_client.post(
+        reverse("users:login"), data="{not json", content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "parse_error"
+
+
+def test_error_handlers_return_the_shared_shape(rf):
+    request = rf.get("/x")
+    for handler, status in [
+        (views.bad_request, 400),
+        (views.permission_denied, 403),
+        (views.not_found, 404),
+    ]:
+        response = handler(request, Exception("boom"))
+        assert response.status_code == status
+        assert set(__import__("json").loads(response.content)) == {"detail", "code"}
+    response = views.server_error(request)
+    assert response.status_code == 500
+    assert b"Traceback" not in response.content

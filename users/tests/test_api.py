@@ -1,0 +1,440 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
+
+from users.models import ApiKeyAccessLog, Scope, User
+from users.tests.factories import DEFAULT_PASSWORD, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+STRONG = "a-much-better-passphrase-42"
+OPENAI_KEY = "sk-proj-" + "A1b2C3d4E5f6G7h8I9j0" * 2 + "WXYZ"
+
+
+def _register(client, **overrides):
+    body = {
+        "username": "newuser",
+        "email": "New.User@Example.com",
+        "password": STRONG,
+        "password_confirm": STRONG,
+    } | overrides
+    return client.post(reverse("users:register"), body)
+
+
+def _login(client, email, password=DEFAULT_PASSWORD, **extra):
+    return client.post(reverse("users:login"), {"email": email, "password": password}, **extra)
+
+
+def _bearer(token: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+def _assert_error(response, status: int, code: str):
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert body["code"] == code
+    assert body["detail"]
+    return body
+
+
+# --- Registration -------------------------------------------------------------
+
+
+def test_register_returns_user_and_working_tokens(api_client):
+    response = _register(api_client)
+
+    assert response.status_code == 201
+    body = response.json()
+    assert set(body) == {"id", "username", "email", "created_at", "token"}
+    assert body["email"] == "new.user@example.com"
+    assert set(body["token"]) == {"access", "refresh"}
+    # End to end with the real access token: the account works at once.
+    profile = _bearer(body["token"]["access"]).get(reverse("users:profile"))
+    assert profile.status_code == 200
+    assert profile.json()["id"] == body["id"]
+    assert User.objects.get(pk=body["id"]).profile.preferred_language == "ko"
+
+
+def test_register_rejects_email_taken_in_another_case(api_client, user):
+    response = _register(api_client, email=user.email.upper())
+
+    body = _assert_error(response, 400, "invalid")
+    assert "email" in body["errors"]
+    assert User.objects.count() == 1
+
+
+def test_register_rejects_taken_username(api_client, user):
+    body = _assert_error(_register(api_client, username=user.username), 400, "invalid")
+    assert "username" in body["errors"]
+
+
+def test_register_rejects_weak_password(api_client):
+    response = _register(api_client, password="12345678", password_confirm="12345678")
+
+    body = _assert_error(response, 400, "invalid")
+    assert body["errors"]["password"]
+    assert not User.objects.exists()
+
+
+def test_register_names_the_mismatched_field(api_client):
+    body = _assert_error(_register(api_client, password_confirm=STRONG + "x"), 400, "invalid")
+    assert list(body["errors"]) == ["password_confirm"]
+    assert body["detail"].startswith("password_confirm:")
+
+
+@pytest.mark.parametrize("missing", ["username", "email", "password", "password_confirm"])
+def test_register_requires_every_field(api_client, missing):
+    body = {"username": "u1", "email": "u1@example.com", "password": STRONG}
+    body["password_confirm"] = STRONG
+    del body[missing]
+    response = api_client.post(reverse("users:register"), body)
+    assert missing in _assert_error(response, 400, "invalid")["errors"]
+
+
+def test_register_is_throttled_per_client(api_client, settings):
+    settings.REST_FRAMEWORK = settings.REST_FRAMEWORK | {
+        "DEFAULT_THROTTLE_RATES": {
+            "register": "2/min",
+            "login_client": "9/min",
+            "login_account": "9/min",
+        }
+    }
+    for n in range(2):
+        assert _register(api_client, username=f"u{n}", email=f"u{n}@e.com").status_code == 201
+    response = _register(api_client, username="u9", email="u9@e.com")
+    _assert_error(response, 429, "throttled")
+    assert int(response["Retry-After"]) > 0
+
+
+# --- Login ----------------------------------------------------------------------
+
+
+def test_login_returns_user_and_tokens(api_client, user):
+    response = _login(api_client, user.email.upper())
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["user"] == {"id": user.pk, "username": user.username, "email": user.email}
+    assert set(body["token"]) == {"access", "refresh"}
+
+
+@pytest.mark.parametrize(
+    ("email", "password"),
+    [("user-that-exists", "wrong-password"), ("nobody@example.com", DEFAULT_PASSWORD)],
+)
+def test_login_failure_does_not_say_which_part_was_wrong(api_client, user, email, password):
+    email = user.email if email == "user-that-exists" else email
+    body = _assert_error(_login(api_client, email, password), 401, "invalid_credentials")
+    assert body["detail"] == "Invalid email or password."
+
+
+def test_login_refuses_inactive_user(api_client):
+    inactive = UserFactory(is_active=False)
+    _assert_error(_login(api_client, inactive.email), 401, "invalid_credentials")
+
+
+def test_login_is_throttled_per_client(api_client, user, settings):
+    settings.REST_FRAMEWORK = settings.REST_FRAMEWORK | {
+        "DEFAULT_THROTTLE_RATES": {
+            "login_client": "3/min",
+            "login_account": "100/min",
+            "register": "9/min",
+        }
+    }
+    for n in range(3):
+        _login(api_client, f"someone{n}@example.com", "nope")
+    response = _login(api_client, user.email)
+    _assert_error(response, 429, "throttled")
+    assert int(response["Retry-After"]) > 0
+
+
+def test_login_is_throttled_per_account_across_clients(api_client, user, settings):
+    settings.REST_FRAMEWORK = settings.REST_FRAMEWORK | {
+        "DEFAULT_THROTTLE_RATES": {
+            "login_client": "100/min",
+            "login_account": "2/min",
+            "register": "9/min",
+        }
+    }
+    for n in range(2):
+        _login(api_client, user.email, "wrong", REMOTE_ADDR=f"10.0.0.{n}")
+    response = _login(api_client, user.email.upper(), REMOTE_ADDR="10.0.0.99")
+    _assert_error(response, 429, "throttled")
+    # Another account from the same address is unaffected.
+    other = UserFactory()
+    assert _login(api_client, other.email, REMOTE_ADDR="10.0.0.99").status_code == 200
+
+
+# --- Refresh and logout -------------------------------------------------------
+
+
+def test_refresh_rotates_and_the_used_token_cannot_be_reused(api_client, user):
+    pair = _login(api_client, user.email).json()["token"]
+
+    first = api_client.post(reverse("users:token-refresh"), {"refresh": pair["refresh"]})
+    assert first.status_code == 200
+    rotated = first.json()
+    assert set(rotated) == {"access", "refresh"}
+    assert rotated["refresh"] != pair["refresh"]
+    assert _bearer(rotated["access"]).get(reverse("users:profile")).status_code == 200
+
+    reuse = api_client.post(reverse("users:token-refresh"), {"refresh": pair["refresh"]})
+    _assert_error(reuse, 401, "token_not_valid")
+    again = api_client.post(reverse("users:token-refresh"), {"refresh": rotated["refresh"]})
+    assert again.status_code == 200
+
+
+@pytest.mark.parametrize("kind", ["garbage", "expired", "access-as-refresh"])
+def test_refresh_rejects_bad_tokens(api_client, user, kind):
+    if kind == "garbage":
+        raw = "not-a-token"
+    elif kind == "expired":
+        token = RefreshToken.for_user(user)
+        token.set_exp(lifetime=-timedelta(seconds=1))
+        raw = str(token)
+    else:
+        raw = str(AccessToken.for_user(user))
+    response = api_client.post(reverse("users:token-refresh"), {"refresh": raw})
+    _assert_error(response, 401, "token_not_valid")
+
+
+def test_refresh_refuses_a_deactivated_account(api_client, user):
+    refresh = str(RefreshToken.for_user(user))
+    User.objects.filter(pk=user.pk).update(is_active=False)
+    response = api_client.post(reverse("users:token-refresh"), {"refresh": refresh})
+    _assert_error(response, 401, "token_not_valid")
+
+
+def test_logout_revokes_the_refresh_token(api_client, user):
+    refresh = _login(api_client, user.email).json()["token"]["refresh"]
+
+    response = api_client.post(reverse("users:logout"), {"refresh": refresh})
+
+    assert response.status_code == 204
+    after = api_client.post(reverse("users:token-refresh"), {"refresh": refresh})
+    _assert_error(after, 401, "token_not_valid")
+    twice = api_client.post(reverse("users:logout"), {"refresh": refresh})
+    _assert_error(twice, 401, "token_not_valid")
+
+
+def test_logout_requires_a_refresh_token(api_client):
+    assert (
+        "refresh"
+        in _assert_error(api_client.post(reverse("users:logout"), {}), 400, "invalid")["errors"]
+    )
+
+
+# --- Access tokens --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["garbage", "expired", "refresh-as-access", "unknown-scheme"])
+def test_protected_routes_reject_bad_access_tokens(user, kind):
+    client = APIClient()
+    if kind == "unknown-scheme":
+        client.credentials(HTTP_AUTHORIZATION=f"Token {AccessToken.for_user(user)}")
+        _assert_error(client.get(reverse("users:profile")), 401, "not_authenticated")
+        return
+    if kind == "garbage":
+        raw = "a.b.c"
+    elif kind == "expired":
+        token = AccessToken.for_user(user)
+        token.set_exp(lifetime=-timedelta(seconds=1))
+        raw = str(token)
+    else:
+        raw = str(RefreshToken.for_user(user))
+    response = _bearer(raw).get(reverse("users:profile"))
+    _assert_error(response, 401, "token_not_valid")
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_protected_routes_require_credentials(api_client):
+    _assert_error(api_client.get(reverse("users:profile")), 401, "not_authenticated")
+
+
+# --- Profile --------------------------------------------------------------------
+
+
+def test_profile_shape(auth_client, user):
+    response = auth_client.get(reverse("users:profile"))
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "id": user.pk,
+        "username": user.username,
+        "email": user.email,
+        "profile": {"preferred_language": "ko", "has_api_key": False, "api_key_hint": None},
+    }
+
+
+def test_profile_patch_changes_language_and_username(auth_client, user):
+    response = auth_client.patch(
+        reverse("users:profile"), {"preferred_language": "en", "username": "renamed"}
+    )
+
+    assert response.status_code == 200
+    assert response.json()["username"] == "renamed"
+    assert response.json()["profile"]["preferred_language"] == "en"
+    user.refresh_from_db()
+    assert user.username == "renamed"
+    assert user.profile.preferred_language == "en"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({"preferred_language": "fr"}, "preferred_language"), ({"username": "bad name!"}, "username")],
+)
+def test_profile_patch_rejects_invalid_values(auth_client, user, body, field):
+    assert (
+        field
+        in _assert_error(auth_client.patch(reverse("users:profile"), body), 400, "invalid")[
+            "errors"
+        ]
+    )
+    user.refresh_from_db()
+    assert user.profile.preferred_language == "ko"
+
+
+def test_profile_patch_rejects_a_taken_username(auth_client, other_user):
+    response = auth_client.patch(reverse("users:profile"), {"username": other_user.username})
+    assert "username" in _assert_error(response, 400, "invalid")["errors"]
+
+
+def test_profile_routes_refuse_service_tokens(service_client):
+    _assert_error(service_client.get(reverse("users:profile")), 403, "end_user_only")
+
+
+# --- OpenAI API key -------------------------------------------------------------
+
+
+def test_set_api_key_stores_it_and_shows_only_a_hint(auth_client):
+    response = auth_client.post(reverse("users:profile-set-api-key"), {"api_key": OPENAI_KEY})
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "success"
+    assert OPENAI_KEY not in response.content.decode()
+    profile = auth_client.get(reverse("users:profile")).json()["profile"]
+    assert profile["has_api_key"] is True
+    assert profile["api_key_hint"] == "sk-proj-...WXYZ"
+
+
+@pytest.mark.parametrize("value", ["hello", "sk-short", "pk-" + "a" * 40, "sk-" + "a" * 30 + " x"])
+def test_set_api_key_rejects_implausible_keys_without_echoing_them(auth_client, value):
+    response = auth_client.post(reverse("users:profile-set-api-key"), {"api_key": value})
+
+    assert "api_key" in _assert_error(response, 400, "invalid")["errors"]
+    assert value not in response.content.decode()
+    assert auth_client.get(reverse("users:profile")).json()["profile"]["has_api_key"] is False
+
+
+def test_delete_api_key(auth_client):
+    auth_client.post(reverse("users:profile-set-api-key"), {"api_key": OPENAI_KEY})
+
+    assert auth_client.delete(reverse("users:profile-api-key")).status_code == 204
+    assert auth_client.get(reverse("users:profile")).json()["profile"]["has_api_key"] is False
+    _assert_error(auth_client.delete(reverse("users:profile-api-key")), 404, "api_key_not_set")
+
+
+# --- Password change ------------------------------------------------------------
+
+
+def test_password_change_revokes_every_session(api_client, user):
+    first = _login(api_client, user.email).json()["token"]
+    second = _login(api_client, user.email).json()["token"]
+    client = _bearer(first["access"])
+
+    response = client.post(
+        reverse("users:password-change"), {"old_password": DEFAULT_PASSWORD, "new_password": STRONG}
+    )
+
+    assert response.status_code == 200
+    assert response.json()["revoked_refresh_tokens"] == 2
+    for pair in (first, second):
+        refresh = api_client.post(reverse("users:token-refresh"), {"refresh": pair["refresh"]})
+        _assert_error(refresh, 401, "token_not_valid")
+        _assert_error(
+            _bearer(pair["access"]).get(reverse("users:profile")), 401, "password_changed"
+        )
+    assert _login(api_client, user.email, STRONG).status_code == 200
+    _assert_error(_login(api_client, user.email), 401, "invalid_credentials")
+
+
+def test_password_change_requires_the_current_password(auth_client, user):
+    response = auth_client.post(
+        reverse("users:password-change"), {"old_password": "wrong", "new_password": STRONG}
+    )
+    assert "old_password" in _assert_error(response, 400, "invalid")["errors"]
+    user.refresh_from_db()
+    assert user.check_password(DEFAULT_PASSWORD)
+
+
+def test_password_change_validates_the_new_password(auth_client):
+    response = auth_client.post(
+        reverse("users:password-change"),
+        {"old_password": DEFAULT_PASSWORD, "new_password": "password"},
+    )
+    assert "new_password" in _assert_error(response, 400, "invalid")["errors"]
+
+
+# --- Service tokens and the key read route ---------------------------------------
+
+
+def _store_key(user, key=OPENAI_KEY):
+    client = APIClient()
+    client.force_authenticate(user)
+    assert client.post(reverse("users:profile-set-api-key"), {"api_key": key}).status_code == 200
+
+
+def test_service_with_keys_read_gets_the_key_and_the_read_is_logged(make_service_client, user):
+    _store_key(user)
+    client = make_service_client(Scope.KEYS_READ)
+
+    response = client.get(reverse("users:service-api-key", args=[user.pk]))
+
+    assert response.status_code == 200
+    assert response.json() == {"user_id": user.pk, "api_key": OPENAI_KEY}
+    log = ApiKeyAccessLog.objects.get()
+    assert log.user == user
+    assert log.service_token.scopes == [Scope.KEYS_READ]
+
+
+def test_service_without_keys_read_is_forbidden(make_service_client, user):
+    _store_key(user)
+    client = make_service_client(Scope.CHAT_READ, Scope.CHAT_WRITE)
+    response = client.get(reverse("users:service-api-key", args=[user.pk]))
+    _assert_error(response, 403, "service_only")
+    assert not ApiKeyAccessLog.objects.exists()
+
+
+def test_end_users_cannot_read_keys_even_their_own(auth_client, user):
+    _store_key(user)
+    response = auth_client.get(reverse("users:service-api-key", args=[user.pk]))
+    _assert_error(response, 403, "service_only")
+
+
+def test_key_read_for_unknown_user_or_missing_key_is_404(make_service_client, user):
+    client = make_service_client(Scope.KEYS_READ)
+    _assert_error(
+        client.get(reverse("users:service-api-key", args=[user.pk])), 404, "api_key_not_set"
+    )
+    _assert_error(client.get(reverse("users:service-api-key", args=[999_999])), 404, "not_found")
+
+
+@pytest.mark.parametrize("kind", ["unknown", "revoked"])
+def test_invalid_service_tokens_are_rejected(user, kind):
+    from users import services
+    from users.tests.factories import service_token_create
+
+    token, secret = service_token_create(scopes=[Scope.KEYS_READ])
+    if kind == "unknown":
+        secret = secret[:-4] + "AAAA"
+    else:
+        services.service_token_revoke(token=token)
+    response = _bearer(secret).get(reverse("users:service-api-key", args=[user.pk]))
+    _assert_error(response, 401, "invalid_service_token")

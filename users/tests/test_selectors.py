@@ -1,0 +1,18 @@
+import pytest
+
+from users import selectors, services
+
+pytestmark = pytest.mark.django_db
+
+
+def test_user_get_with_profile_is_one_query_and_never_decrypts(user, django_assert_num_queries):
+    services.api_key_set(user=user, api_key="sk-" + "q" * 40)
+
+    with django_assert_num_queries(1) as captured:
+        found = selectors.user_get_with_profile(user_id=user.pk)
+        assert found.profile.has_api_key is True
+    assert "encrypted_api_key" not in captured.captured_queries[0]["sql"]
+
+
+def test_profile_get_for_key_read_returns_none_for_unknown_user(db):
+    assert selectors.profile_get_for_key_read(user_id=123456) is None
