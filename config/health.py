@@ -7,11 +7,14 @@ takes the instance out of rotation.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
 from collections.abc import Callable
 
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.core.cache import cache
 from django.db import connection
 
@@ -34,9 +37,26 @@ def check_cache() -> None:
     cache.delete(key)
 
 
+def check_channel_layer() -> None:
+    """A message sent to a fresh channel comes back: the layer carries events."""
+    layer = get_channel_layer()
+    if layer is None:
+        raise RuntimeError("no channel layer configured")
+
+    async def round_trip() -> None:
+        channel = await layer.new_channel()
+        await layer.send(channel, {"type": "health.check"})
+        message = await asyncio.wait_for(layer.receive(channel), timeout=2)
+        if message.get("type") != "health.check":
+            raise RuntimeError("channel layer returned another message")
+
+    async_to_sync(round_trip)()
+
+
 CHECKS: dict[str, Check] = {
     "database": check_database,
     "cache": check_cache,
+    "channel_layer": check_channel_layer,
 }
 
 

@@ -15,12 +15,14 @@ consumers forward them to the socket unchanged.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
@@ -43,6 +45,8 @@ def publish(group: str, event: dict[str, Any]) -> bool:
     if layer is None:
         return False
     try:
+        # JSON-safe (UUIDs, datetimes) before it crosses the layer's serializer.
+        event = json.loads(json.dumps(event, cls=DjangoJSONEncoder))
         async_to_sync(layer.group_send)(group, {"type": RELAY_TYPE, "event": event})
     except Exception:  # the layer being down must never fail the caller's write
         logger.warning("could not publish %s to %s", event.get("type"), group, exc_info=True)

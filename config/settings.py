@@ -145,7 +145,12 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": "chatbot:asgi"},
+            "CONFIG": {
+                # A short connect timeout: with Redis down, a write that publishes an
+                # event fails its broadcast quickly instead of hanging the request.
+                "hosts": [{"address": REDIS_URL, "socket_connect_timeout": 2}],
+                "prefix": "chatbot:asgi",
+            },
         }
     }
 else:

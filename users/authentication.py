@@ -8,11 +8,16 @@ across users, limited by its scopes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
+from rest_framework_simplejwt.authentication import JWTAuthentication
+from rest_framework_simplejwt.exceptions import InvalidToken
 
 from users import selectors, services
-from users.models import ServiceToken
+from users.models import ServiceToken, User
 
 TOKEN_PREFIX = "svc_"  # noqa: S105 - a public marker, not a secret
 
@@ -61,6 +66,34 @@ class ServiceTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return f'{self.keyword} realm="api"'
+
+
+@dataclass(frozen=True)
+class TokenIdentity:
+    principal: User | ServicePrincipal
+    expires_at: datetime | None  # None: valid until revoked (service tokens)
+
+
+def identify_token(raw: str) -> TokenIdentity | None:
+    """Who a bare token belongs to, or None if it is not valid.
+
+    For transports without an Authorization header (WebSocket handshakes); the
+    same rules as the HTTP authentication classes apply: signature, expiry,
+    active account, password unchanged since issue, service token not revoked.
+    """
+    if raw.startswith(TOKEN_PREFIX):
+        token = selectors.service_token_get_active(raw_token=raw)
+        if token is None:
+            return None
+        services.service_token_mark_used(token=token)
+        return TokenIdentity(ServicePrincipal(token), None)
+    jwt = JWTAuthentication()
+    try:
+        validated = jwt.get_validated_token(raw.encode())
+        user = jwt.get_user(validated)
+    except (InvalidToken, exceptions.AuthenticationFailed):
+        return None
+    return TokenIdentity(user, datetime.fromtimestamp(validated["exp"], tz=UTC))
 
 
 class ServiceTokenScheme(OpenApiAuthenticationExtension):

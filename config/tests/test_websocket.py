@@ -1,0 +1,114 @@
+"""WebSocket authentication and the user's own event stream (ws/events/)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from rest_framework_simplejwt.tokens import AccessToken
+
+from config.asgi import application
+from config.realtime import publish, user_group
+from config.websocket import CloseCode
+from users.models import Scope
+from users.tests.factories import UserFactory, service_token_create
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+
+
+async def _user_and_token(lifetime: timedelta | None = None):
+    user = await sync_to_async(UserFactory)()
+    token = AccessToken.for_user(user)
+    if lifetime is not None:
+        token.set_exp(lifetime=lifetime)
+    return user, str(token)
+
+
+async def _refused_with(communicator) -> int:
+    connected, _ = await communicator.connect()
+    assert connected  # accepted, so that the close code reaches the client
+    message = await communicator.receive_output(timeout=2)
+    assert message["type"] == "websocket.close"
+    return message["code"]
+
+
+async def test_events_stream_delivers_the_users_own_events():
+    user, token = await _user_and_token()
+    other, _ = await _user_and_token()
+    communicator = WebsocketCommunicator(application, f"/ws/events/?token={token}")
+    connected, subprotocol = await communicator.connect()
+    assert connected
+    assert subprotocol is None
+
+    event = {"type": "document.status", "document": {"id": 7, "status": "processed"}}
+    assert await sync_to_async(publish)(user_group(user.pk), event)
+    await sync_to_async(publish)(user_group(other.pk), {"type": "document.status", "x": 1})
+
+    assert await communicator.receive_json_from(timeout=2) == event
+    assert await communicator.receive_nothing(timeout=0.2)
+    await communicator.disconnect()
+
+
+async def test_token_in_the_subprotocol_header_is_accepted_with_bearer():
+    _, token = await _user_and_token()
+    communicator = WebsocketCommunicator(application, "/ws/events/", subprotocols=["bearer", token])
+    connected, subprotocol = await communicator.connect()
+    assert connected
+    assert subprotocol == "bearer"
+    await communicator.send_json_to({"type": "ping"})
+    assert await communicator.receive_json_from() == {"type": "pong"}
+    await communicator.disconnect()
+
+
+@pytest.mark.parametrize("kind", ["missing", "garbage", "expired", "revoked-service"])
+async def test_bad_credentials_are_refused_with_4401(kind):
+    if kind == "missing":
+        path = "/ws/events/"
+    elif kind == "garbage":
+        path = "/ws/events/?token=abc.def.ghi"
+    elif kind == "expired":
+        _, token = await _user_and_token(lifetime=-timedelta(seconds=5))
+        path = f"/ws/events/?token={token}"
+    else:
+        from users import services
+
+        token, secret = await sync_to_async(service_token_create)(scopes=[Scope.CHAT_READ])
+        await sync_to_async(services.service_token_revoke)(token=token)
+        path = f"/ws/events/?token={secret}"
+    assert (
+        await _refused_with(WebsocketCommunicator(application, path)) == CloseCode.UNAUTHENTICATED
+    )
+
+
+async def test_service_tokens_have_no_user_event_stream():
+    _, secret = await sync_to_async(service_token_create)(scopes=list(Scope.values))
+    communicator = WebsocketCommunicator(application, f"/ws/events/?token={secret}")
+    assert await _refused_with(communicator) == CloseCode.FORBIDDEN
+
+
+async def test_socket_closes_when_the_access_token_expires():
+    _, token = await _user_and_token(lifetime=timedelta(seconds=1))
+    communicator = WebsocketCommunicator(application, f"/ws/events/?token={token}")
+    connected, _ = await communicator.connect()
+    assert connected
+    message = await communicator.receive_output(timeout=5)
+    assert message == {"type": "websocket.close", "code": CloseCode.TOKEN_EXPIRED}
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [("not json", "parse_error"), ("[1, 2]", "invalid"), ('{"type": "dance"}', "unsupported")],
+)
+async def test_bad_frames_get_an_error_event_not_a_disconnect(frame, code):
+    _, token = await _user_and_token()
+    communicator = WebsocketCommunicator(application, f"/ws/events/?token={token}")
+    await communicator.connect()
+    await communicator.send_to(text_data=frame)
+    reply = await communicator.receive_json_from()
+    assert reply["type"] == "error"
+    assert reply["code"] == code
+    await communicator.send_json_to({"type": "ping"})
+    assert await communicator.receive_json_from() == {"type": "pong"}
+    await communicator.disconnect()
