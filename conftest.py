@@ -10,15 +10,18 @@ from users.tests.factories import UserFactory, service_token_create
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked ``postgres`` run only when the suite runs on PostgreSQL."""
+    """``postgres`` tests run only on PostgreSQL, ``redis`` tests only with REDIS_URL."""
+    from django.conf import settings
     from django.db import connection
 
-    if connection.vendor == "postgresql":
-        return
-    skip = pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL)")
+    skips = {
+        "postgres": connection.vendor != "postgresql" and "needs PostgreSQL (DATABASE_URL)",
+        "redis": not settings.REDIS_URL and "needs Redis (REDIS_URL)",
+    }
     for item in items:
-        if item.get_closest_marker("postgres"):
-            item.add_marker(skip)
+        for marker, reason in skips.items():
+            if reason and item.get_closest_marker(marker):
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(autouse=True)

@@ -83,6 +83,15 @@ TEMPLATES = [
 # in the project folder, so a fresh checkout runs with no services at all.
 
 
+SQLITE_OPTIONS = {
+    # WAL lets readers run beside the single writer; IMMEDIATE takes the write
+    # lock at BEGIN so concurrent writers queue instead of failing.
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    "transaction_mode": "IMMEDIATE",
+    "timeout": 20,
+}
+
+
 def _database() -> dict:
     url = env.get_str("DATABASE_URL")
     if not url and env.get_str("POSTGRES_DB"):
@@ -97,17 +106,13 @@ def _database() -> dict:
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": BASE_DIR / "db.sqlite3",
-            "OPTIONS": {
-                # WAL lets readers run beside the single writer; IMMEDIATE takes the
-                # write lock at BEGIN so concurrent writers queue instead of failing.
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 20,
-            },
+            "OPTIONS": SQLITE_OPTIONS,
         }
     database = dj_database_url.parse(url)
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        return {**database, "OPTIONS": SQLITE_OPTIONS}
     if database["ENGINE"] != "django.db.backends.postgresql":
-        env.fail("DATABASE_URL", "must be a postgres:// URL (or leave it unset for SQLite).")
+        env.fail("DATABASE_URL", "must be a postgres:// or sqlite:/// URL.")
     if env.get_bool("DB_POOL", default=True):
         # psycopg 3's pool, managed by Django: connections are reused across
         # requests in the process; CONN_MAX_AGE must stay 0 with a pool.

@@ -7,6 +7,8 @@ database included, comes from the environment exactly as in production, so
 
 import os
 import secrets
+import tempfile
+from pathlib import Path
 
 from cryptography.fernet import Fernet
 
@@ -20,3 +22,10 @@ from config.settings import *  # noqa: F403
 # Static files are served from the apps' folders; no collectstatic in tests.
 STATIC_ROOT = None
 WHITENOISE_USE_FINDERS = True
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # A file, not memory, so that a server started by an end-to-end test can
+    # open the same test database; one per process so parallel runs never meet.
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": str(Path(tempfile.gettempdir()) / f"chatbot-test-{os.getpid()}.sqlite3"),
+    }
