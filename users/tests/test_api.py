@@ -438,3 +438,15 @@ def test_invalid_service_tokens_are_rejected(user, kind):
         services.service_token_revoke(token=token)
     response = _bearer(secret).get(reverse("users:service-api-key", args=[user.pk]))
     _assert_error(response, 401, "invalid_service_token")
+
+
+def test_login_accepts_a_legacy_pbkdf2_hash_and_upgrades_it(api_client, user):
+    from django.contrib.auth.hashers import make_password
+
+    User.objects.filter(pk=user.pk).update(
+        password=make_password(DEFAULT_PASSWORD, hasher="pbkdf2_sha256")
+    )
+
+    assert _login(api_client, user.email).status_code == 200
+    user.refresh_from_db()
+    assert user.password.startswith("argon2$")
