@@ -1,0 +1,62 @@
+"""Reads of the documents domain, scoped to the acting user or service."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.db.models import QuerySet
+
+from documents.errors import DocumentNotFoundError
+from documents.models import DocumentDeletion, DocumentMetadata
+
+
+def document_list(
+    *,
+    user,
+    status: str | None = None,
+    file_type: str | None = None,
+    search: str | None = None,
+) -> QuerySet[DocumentMetadata]:
+    """The user's documents, newest first, optionally filtered (one query per page)."""
+    documents = DocumentMetadata.objects.filter(user=user)
+    if status:
+        documents = documents.filter(status=status)
+    if file_type:
+        documents = documents.filter(file_type=file_type)
+    if search:
+        documents = documents.filter(filename__icontains=search)
+    return documents.order_by("-uploaded_at", "-id")
+
+
+def document_get(*, user, document_id: int) -> DocumentMetadata:
+    """The user's own document; someone else's is a 404, never a 403."""
+    document = DocumentMetadata.objects.filter(pk=document_id, user=user).first()
+    if document is None:
+        raise DocumentNotFoundError()
+    return document
+
+
+def document_get_for_file(*, actor, document_id: int) -> DocumentMetadata:
+    """The document whose file ``actor`` may download.
+
+    Owners get their own; a service principal (already checked for the
+    ``documents:process`` scope by the view's permission) gets any.
+    """
+    if getattr(actor, "is_service", False):
+        document = DocumentMetadata.objects.filter(pk=document_id).first()
+        if document is None:
+            raise DocumentNotFoundError()
+        return document
+    return document_get(user=actor, document_id=document_id)
+
+
+def document_find_duplicate(*, user_id: int, sha256: str) -> DocumentMetadata | None:
+    return DocumentMetadata.objects.filter(user_id=user_id, sha256=sha256).only("id").first()
+
+
+def document_deletion_list(*, since: datetime | None = None) -> QuerySet[DocumentDeletion]:
+    """Deletions after ``since`` (exclusive), oldest first."""
+    deletions = DocumentDeletion.objects.all()
+    if since is not None:
+        deletions = deletions.filter(deleted_at__gt=since)
+    return deletions.order_by("deleted_at", "id")

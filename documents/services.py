@@ -1,0 +1,391 @@
+"""Writes of the documents domain: upload, delete, and the processing protocol.
+
+Every status change publishes ``document.status`` (``document_event``) to the
+owner's stream once its transaction commits; a deletion publishes
+``document.deleted``. The state machine lives here and nowhere else:
+
+=================  ==========================  ===============================
+from               to                          by
+=================  ==========================  ===============================
+(new)              pending                     ``document_upload``
+pending            processing (lease, +1 try)  ``document_claim_next``
+processing         processing (lease renewed)  ``document_report_status``
+processing         processed / failed          ``document_report_status``
+processing         pending / failed (expiry)   ``document_requeue_expired``
+failed             pending (tries reset)       ``document_reprocess`` (owner)
+failed/processing  pending (tries reset)       ``document_requeue`` (operator)
+pending/processing failed                      ``document_mark_failed`` (operator)
+=================  ==========================  ===============================
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import UploadedFile
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework.fields import DateTimeField
+
+from config.realtime import publish_on_commit, user_group
+from documents import selectors
+from documents.errors import (
+    DocumentNotFoundError,
+    DuplicateDocumentError,
+    InvalidTransitionError,
+    LeaseExpiredError,
+)
+from documents.models import DocumentDeletion, DocumentMetadata, DocumentStatus
+from documents.uploads import (
+    CHUNK_SIZE,
+    EXTENSION_OF_TYPE,
+    clean_filename,
+    inspect_upload,
+    too_large,
+)
+
+logger = logging.getLogger(__name__)
+
+Status = DocumentStatus
+REPORTABLE_STATUSES = (Status.PROCESSING, Status.PROCESSED, Status.FAILED)
+# Every column a state change may touch; saved together so no change is half-written.
+_STATE_FIELDS = [
+    "status",
+    "processed",
+    "processing_error",
+    "processed_at",
+    "attempts",
+    "lease_id",
+    "lease_owner",
+    "lease_expires_at",
+    "chunk_count",
+    "page_count",
+    "updated_at",
+]
+
+
+# --- Events -------------------------------------------------------------------
+
+
+def document_event(document: DocumentMetadata) -> dict[str, Any]:
+    """The ``document.status`` event: the one place its JSON is shaped."""
+    processed_at = document.processed_at
+    return {
+        "type": "document.status",
+        "document": {
+            "id": document.pk,
+            "filename": document.filename,
+            "status": document.status,
+            "processed": document.processed,
+            "page_count": document.page_count,
+            "chunk_count": document.chunk_count,
+            "processing_error": document.processing_error,
+            "processed_at": DateTimeField().to_representation(processed_at)
+            if processed_at
+            else None,
+        },
+    }
+
+
+def _publish_status(document: DocumentMetadata) -> None:
+    publish_on_commit(user_group(document.user_id), document_event(document))
+
+
+# --- Upload and delete --------------------------------------------------------
+
+
+def document_upload(*, user, file: UploadedFile) -> DocumentMetadata:
+    """Check, store and record an uploaded file; publish ``pending``.
+
+    Nothing is stored when a check fails: empty (400), over
+    ``DOCUMENT_MAX_UPLOAD_SIZE`` (413), unsupported or mismatched type (415),
+    unreadable content (400), identical content already uploaded by this user
+    (409 naming it). The file goes to the default storage under a generated
+    name before the row is written; if the row cannot be written, the file is
+    deleted again. ``file.sha256`` is used when the upload handler computed it.
+    """
+    if not file.size:
+        raise ValidationError({"file": "The submitted file is empty."})
+    if file.size > settings.DOCUMENT_MAX_UPLOAD_SIZE:
+        raise too_large(settings.DOCUMENT_MAX_UPLOAD_SIZE)
+    filename = clean_filename(file.name or "")
+    inspection = inspect_upload(file, filename=filename)
+    sha256 = getattr(file, "sha256", "") or _sha256_of(file)
+    _ensure_not_duplicate(user_id=user.pk, sha256=sha256)
+
+    name = f"documents/{user.pk}/{uuid.uuid4().hex}{EXTENSION_OF_TYPE[inspection.file_type]}"
+    stored_name = default_storage.save(name, file)
+    try:
+        with transaction.atomic():
+            document = DocumentMetadata.objects.create(
+                user=user,
+                filename=filename,
+                file_path=stored_name,
+                file_size=file.size,
+                file_type=inspection.file_type,
+                sha256=sha256,
+                page_count=inspection.page_count,
+                qdrant_collection=settings.DOCUMENT_QDRANT_COLLECTION,
+            )
+            _publish_status(document)
+    except Exception as exc:
+        default_storage.delete(stored_name)
+        if isinstance(exc, IntegrityError):
+            # Lost a race with an identical upload: the constraint decided.
+            _ensure_not_duplicate(user_id=user.pk, sha256=sha256)
+        raise
+    return document
+
+
+def _sha256_of(file: UploadedFile) -> str:
+    digest = hashlib.sha256()
+    for chunk in file.chunks(CHUNK_SIZE):
+        digest.update(chunk)
+    file.seek(0)
+    return digest.hexdigest()
+
+
+def _ensure_not_duplicate(*, user_id: int, sha256: str) -> None:
+    existing = selectors.document_find_duplicate(user_id=user_id, sha256=sha256)
+    if existing is not None:
+        raise DuplicateDocumentError(
+            f"You already uploaded this content as document {existing.pk}.",
+            existing_document_id=existing.pk,
+        )
+
+
+@transaction.atomic
+def document_delete(*, user, document_id: int) -> DocumentDeletion:
+    """Delete the user's document and record the deletion for the AI service.
+
+    The stored file is deleted only after the commit (a rollback never loses
+    it); ``document.deleted`` is published then too. A worker still holding a
+    lease on it gets 404 on its next report.
+    """
+    document = _locked(document_id, user=user)
+    deletion = DocumentDeletion.objects.create(
+        document_id=document.pk,
+        owner_id=document.user_id,
+        filename=document.filename,
+        qdrant_collection=document.qdrant_collection,
+    )
+    document.delete()
+    stored_name = document.file_path
+    transaction.on_commit(lambda: default_storage.delete(stored_name), robust=True)
+    publish_on_commit(
+        user_group(deletion.owner_id),
+        {"type": "document.deleted", "document_id": deletion.document_id},
+    )
+    return deletion
+
+
+# --- Processing protocol ------------------------------------------------------
+
+
+def document_claim_next(*, worker: str) -> DocumentMetadata | None:
+    """Lease the oldest pending document to ``worker``; None when there is none.
+
+    Expired leases are released first (``document_requeue_expired``), in the
+    same transaction. On PostgreSQL the candidate is locked with ``FOR UPDATE
+    SKIP LOCKED``, so concurrent claimers take different documents without
+    waiting for each other; on SQLite the IMMEDIATE transaction serialises
+    them. Counts an attempt and publishes ``processing``.
+    """
+    with transaction.atomic():
+        document_requeue_expired()
+        document = (
+            DocumentMetadata.objects.select_for_update(skip_locked=True)
+            .filter(status=Status.PENDING)
+            .order_by("uploaded_at", "id")
+            .first()
+        )
+        if document is None:
+            return None
+        document.status = Status.PROCESSING
+        document.attempts += 1  # the row is locked: no lost update
+        document.lease_id = uuid.uuid4()
+        document.lease_owner = worker[:200]
+        document.lease_expires_at = _lease_end()
+        document.save(update_fields=_STATE_FIELDS)
+        _publish_status(document)
+    return document
+
+
+@transaction.atomic
+def document_report_status(
+    *,
+    document_id: int,
+    lease_id: uuid.UUID,
+    status: str,
+    chunk_count: int | None = None,
+    page_count: int | None = None,
+    error: str = "",
+) -> DocumentMetadata:
+    """A worker's report on the document it leased; the row is locked meanwhile.
+
+    ``processing`` renews the lease (a heartbeat); ``processed`` needs
+    ``chunk_count``; ``failed`` needs ``error`` and is final until the owner
+    asks to reprocess. Raises ``InvalidTransitionError`` (409) unless the document
+    is processing and ``LeaseExpiredError`` (409) unless ``lease_id`` is its
+    current, unexpired lease; nothing changes then. Two reports on one lease
+    are serialised by the lock: the second sees the first's outcome.
+    """
+    _validate_report(status=status, chunk_count=chunk_count, error=error)
+    document = _locked(document_id)
+    _ensure_current_lease(document, lease_id=lease_id)
+    if status == Status.PROCESSING:
+        document.lease_expires_at = _lease_end()
+        document.save(update_fields=["lease_expires_at", "updated_at"])
+        return document
+    if status == Status.PROCESSED:
+        document.chunk_count = chunk_count
+        if page_count is not None:
+            document.page_count = page_count
+        _set_status(document, Status.PROCESSED)
+    else:
+        _set_status(document, Status.FAILED, error=error)
+    return document
+
+
+def _validate_report(*, status: str, chunk_count: int | None, error: str) -> None:
+    if status not in REPORTABLE_STATUSES:
+        raise ValidationError({"status": f"Report one of: {', '.join(REPORTABLE_STATUSES)}."})
+    if status == Status.PROCESSED and chunk_count is None:
+        raise ValidationError({"chunk_count": "Required when the status is processed."})
+    if status == Status.FAILED and not error.strip():
+        raise ValidationError({"error": "Required when the status is failed."})
+
+
+def _ensure_current_lease(document: DocumentMetadata, *, lease_id: uuid.UUID) -> None:
+    if document.status != Status.PROCESSING:
+        raise InvalidTransitionError(
+            f"The document is {document.status}; only a document being processed accepts reports.",
+            current_status=document.status,
+        )
+    if str(document.lease_id) != str(lease_id) or document.lease_expires_at <= timezone.now():
+        raise LeaseExpiredError(current_status=document.status)
+
+
+@dataclass(frozen=True)
+class RequeueResult:
+    requeued: int
+    failed: int
+
+
+@transaction.atomic
+def document_requeue_expired(*, limit: int = 500) -> RequeueResult:
+    """Release expired leases: back to pending, or failed after the last attempt.
+
+    A document fails once ``attempts`` has reached ``DOCUMENT_MAX_ATTEMPTS``.
+    Rows locked by another transaction (a report in flight) are skipped; they
+    are picked up by the next call. Publishes each change.
+    """
+    expired = list(
+        DocumentMetadata.objects.select_for_update(skip_locked=True)
+        .filter(status=Status.PROCESSING, lease_expires_at__lte=timezone.now())
+        .order_by("lease_expires_at", "id")[:limit]
+    )
+    failed = 0
+    for document in expired:
+        worker = document.lease_owner or "unknown"
+        if document.attempts >= settings.DOCUMENT_MAX_ATTEMPTS:
+            failed += 1
+            _set_status(
+                document,
+                Status.FAILED,
+                error=f"Processing did not finish within the lease in {document.attempts} "
+                f"attempt(s); the last worker was {worker}.",
+            )
+        else:
+            _set_status(document, Status.PENDING)
+        logger.warning(
+            "document %s: lease of %s expired (attempt %s), now %s",
+            document.pk,
+            worker,
+            document.attempts,
+            document.status,
+        )
+    return RequeueResult(requeued=len(expired) - failed, failed=failed)
+
+
+# --- Retry and operator actions -----------------------------------------------
+
+
+@transaction.atomic
+def document_reprocess(*, user, document_id: int) -> DocumentMetadata:
+    """The owner retries a failed document: pending again, attempts reset."""
+    document = _locked(document_id, user=user)
+    _require_status(document, {Status.FAILED}, "reprocessed")
+    document.attempts = 0
+    _set_status(document, Status.PENDING)
+    return document
+
+
+@transaction.atomic
+def document_requeue(*, document_id: int) -> DocumentMetadata:
+    """Operator: put a failed or stuck (processing) document back in the queue.
+
+    Attempts are reset; a worker still holding the lease gets ``lease_expired``.
+    """
+    document = _locked(document_id)
+    _require_status(document, {Status.FAILED, Status.PROCESSING}, "requeued")
+    document.attempts = 0
+    _set_status(document, Status.PENDING)
+    return document
+
+
+@transaction.atomic
+def document_mark_failed(*, document_id: int, error: str) -> DocumentMetadata:
+    """Operator: give up on a pending or processing document."""
+    if not error.strip():
+        raise ValidationError({"error": "Give the reason."})
+    document = _locked(document_id)
+    _require_status(document, {Status.PENDING, Status.PROCESSING}, "marked failed")
+    _set_status(document, Status.FAILED, error=error)
+    return document
+
+
+# --- Helpers ------------------------------------------------------------------
+
+
+def _locked(document_id: int, *, user=None) -> DocumentMetadata:
+    """The document, row-locked until the transaction ends (the user's own, if given)."""
+    documents = DocumentMetadata.objects.select_for_update()
+    if user is not None:
+        documents = documents.filter(user=user)
+    document = documents.filter(pk=document_id).first()
+    if document is None:
+        raise DocumentNotFoundError()
+    return document
+
+
+def _require_status(document: DocumentMetadata, allowed: set[str], action: str) -> None:
+    if document.status not in allowed:
+        raise InvalidTransitionError(
+            f"A {document.status} document cannot be {action}.", current_status=document.status
+        )
+
+
+def _set_status(document: DocumentMetadata, status: str, *, error: str = "") -> None:
+    """Leave processing (or any state) for ``status``, releasing the lease; save, publish."""
+    document.status = status
+    document.processed = status == Status.PROCESSED
+    document.processed_at = timezone.now() if status == Status.PROCESSED else None
+    document.processing_error = error
+    document.lease_id = None
+    document.lease_owner = ""
+    document.lease_expires_at = None
+    document.save(update_fields=_STATE_FIELDS)
+    _publish_status(document)
+
+
+def _lease_end():
+    return timezone.now() + timedelta(seconds=settings.DOCUMENT_LEASE_SECONDS)
