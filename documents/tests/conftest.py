@@ -5,20 +5,24 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from config.realtime import user_group
 
 
 class EventListener:
-    """A channel subscribed to a user's group on the real channel layer."""
+    """A channel subscribed to a user's group on the real channel layer.
+
+    It runs on an event loop of its own: the Redis layer binds a channel's
+    receive buffer to the loop that first reads it.
+    """
 
     def __init__(self, group: str) -> None:
         self.layer = get_channel_layer()
         self.group = group
-        self.channel = async_to_sync(self.layer.new_channel)()
-        async_to_sync(self.layer.group_add)(group, self.channel)
+        self.loop = asyncio.new_event_loop()
+        self.channel = self.loop.run_until_complete(self.layer.new_channel())
+        self.loop.run_until_complete(self.layer.group_add(group, self.channel))
 
     def drain(self, timeout: float = 0.2) -> list[dict]:
         """Every event received so far, oldest first."""
@@ -32,10 +36,11 @@ class EventListener:
                     return events
                 events.append(message["event"])
 
-        return async_to_sync(receive_all)()
+        return self.loop.run_until_complete(receive_all())
 
     def close(self) -> None:
-        async_to_sync(self.layer.group_discard)(self.group, self.channel)
+        self.loop.run_until_complete(self.layer.group_discard(self.group, self.channel))
+        self.loop.close()
 
 
 @pytest.fixture
