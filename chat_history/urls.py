@@ -1,3 +1,21 @@
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from chat_history.views import (
+    ChatMessageViewSet,
+    ChatSearchViewSet,
+    ChatSessionViewSet,
+    ChatStatsViewSet,
+)
+
 app_name = "chat_history"
 
-urlpatterns: list = []
+router = SimpleRouter()
+router.register("sessions", ChatSessionViewSet, basename="session")
+router.register("messages", ChatMessageViewSet, basename="message")
+
+urlpatterns = [
+    path("search/", ChatSearchViewSet.as_view({"get": "list"}), name="search"),
+    path("stats/", ChatStatsViewSet.as_view({"get": "summary"}), name="stats"),
+    *router.urls,
+]

@@ -1,0 +1,156 @@
+"""Operator views of chat sessions and messages.
+
+Edits and deletes go through ``chat_history.services`` so the session counters
+stay right and subscribers hear of them. Nothing here renders a whole
+conversation: the inline shows the newest messages only and links to the
+filtered message list for the rest.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
+
+from chat_history import services
+from chat_history.models import ChatMessage, ChatSession
+
+INLINE_MESSAGES = 20
+
+
+class OperatorPrincipal:
+    """The admin acts with the rights of a service holding chat:write."""
+
+    is_service = True
+
+    def __init__(self, request) -> None:
+        self.log_label = f"admin:{request.user.pk}"
+
+    def has_scope(self, scope: str) -> bool:
+        return True
+
+
+class RecentMessagesInline(admin.TabularInline):
+    model = ChatMessage
+    verbose_name_plural = f"newest {INLINE_MESSAGES} messages"
+    fields = ("id", "role", "short_content", "created_at")
+    readonly_fields = fields
+    ordering = ("-id",)
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="content")
+    def short_content(self, message: ChatMessage) -> str:
+        return services.one_line(message.content, 120)
+
+
+@admin.register(ChatSession)
+class ChatSessionAdmin(admin.ModelAdmin):
+    list_display = ("title_or_id", "user", "message_count", "pinned", "archived", "updated_at")
+    list_filter = ("archived", "pinned", ("updated_at", admin.DateFieldListFilter))
+    list_select_related = ("user",)
+    search_fields = ("title", "=session_id", "user__email")
+    raw_id_fields = ("user",)
+    ordering = ("-updated_at",)
+    show_full_result_count = False
+    fields = (
+        "session_id",
+        "user",
+        "title",
+        "archived",
+        "pinned",
+        "message_count",
+        "all_messages",
+        "last_message_at",
+        "created_at",
+        "updated_at",
+    )
+    readonly_fields = (
+        "session_id",
+        "user",
+        "message_count",
+        "all_messages",
+        "last_message_at",
+        "created_at",
+        "updated_at",
+    )
+    inlines = [RecentMessagesInline]
+
+    @admin.display(description="session", ordering="title")
+    def title_or_id(self, session: ChatSession) -> str:
+        return str(session)
+
+    @admin.display(description="messages")
+    def all_messages(self, session: ChatSession) -> str:
+        url = reverse("admin:chat_history_chatmessage_changelist")
+        return format_html(
+            '<a href="{}?session__id__exact={}">All {} messages</a>',
+            url,
+            session.pk,
+            session.message_count,
+        )
+
+    def get_formset_kwargs(self, request, obj, inline, prefix):
+        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
+        if isinstance(inline, RecentMessagesInline) and obj is not None:
+            newest = ChatMessage.objects.filter(session=obj).order_by("-id")[:INLINE_MESSAGES]
+            kwargs["queryset"] = ChatMessage.objects.filter(
+                pk__in=list(newest.values_list("pk", flat=True))
+            ).order_by("-id")
+        return kwargs
+
+    def has_add_permission(self, request) -> bool:
+        return False  # sessions are created by their users or the AI service
+
+    def save_model(self, request, obj, form, change):
+        # The form already copied its values onto ``obj``; the service compares
+        # them with the stored row to know what changed.
+        services.chat_session_update(
+            actor=OperatorPrincipal(request),
+            session=ChatSession.objects.get(pk=obj.pk),
+            **{name: form.cleaned_data[name] for name in ("title", "archived", "pinned")},
+        )
+
+    def delete_model(self, request, obj):
+        services.chat_session_delete(actor=OperatorPrincipal(request), session=obj)
+
+    def delete_queryset(self, request, queryset):
+        for session in queryset:
+            services.chat_session_delete(actor=OperatorPrincipal(request), session=session)
+
+
+@admin.register(ChatMessage)
+class ChatMessageAdmin(admin.ModelAdmin):
+    list_display = ("id", "session", "role", "short_content", "created_at")
+    list_filter = ("role", ("created_at", admin.DateFieldListFilter))
+    list_select_related = ("session",)
+    search_fields = ("content",)
+    raw_id_fields = ("session",)
+    ordering = ("-id",)
+    show_full_result_count = False
+    fields = ("session", "role", "content", "metadata", "client_message_id", "created_at")
+    readonly_fields = fields
+
+    @admin.display(description="content")
+    def short_content(self, message: ChatMessage) -> str:
+        return services.one_line(message.content, 80)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # read-only: history is what was said
+
+    def delete_model(self, request, obj):
+        services.chat_message_delete(actor=OperatorPrincipal(request), message=obj)
+
+    def delete_queryset(self, request, queryset):
+        for message in queryset.select_related("session"):
+            services.chat_message_delete(actor=OperatorPrincipal(request), message=message)

@@ -1,0 +1,27 @@
+"""Domain errors of the chat history (rendered by ``config.exceptions``)."""
+
+from __future__ import annotations
+
+from config.errors import ConflictError, NotFoundError
+
+
+class SessionNotFoundError(NotFoundError):
+    """No such session, or it belongs to someone else (never told apart)."""
+
+    code = "session_not_found"
+    default_detail = "Chat session not found."
+
+
+class MessageNotFoundError(NotFoundError):
+    code = "message_not_found"
+    default_detail = "Chat message not found."
+
+
+class IdempotencyConflictError(ConflictError):
+    """The idempotency key was already used for a different message."""
+
+    code = "idempotency_key_reused"
+    default_detail = (
+        "This client_message_id / Idempotency-Key was already used in this session "
+        "for a message with a different role or content."
+    )

@@ -1,0 +1,61 @@
+"""Real-time events of the chat history, published after commit.
+
+Called only by ``chat_history.services``. Payloads reuse ``message_data`` and
+``session_data``, so a socket sees exactly what the REST API returns.
+
+- session group (``session_group(session_id)``): ``message.created``,
+  ``message.updated`` ``{type, session_id, message}``, ``message.deleted``
+  ``{type, session_id, message_id}``, and ``session.updated`` ``{type, session}``
+  when the title, archived or pinned flag changes.
+- owner's group (``user_group(user_id)``): ``session.created`` and
+  ``session.updated`` ``{type, session}`` (a new message updates the list item
+  too), ``session.deleted`` ``{type, session_id}``.
+"""
+
+from __future__ import annotations
+
+from chat_history.models import ChatMessage, ChatSession
+from chat_history.serializers import message_data, session_data
+from config.realtime import publish_on_commit, session_group, user_group
+
+
+def _message_event(kind: str, message: ChatMessage) -> None:
+    session_id = str(message.session.session_id)
+    publish_on_commit(
+        session_group(session_id),
+        {"type": kind, "session_id": session_id, "message": message_data(message)},
+    )
+
+
+def message_created(message: ChatMessage) -> None:
+    _message_event("message.created", message)
+
+
+def message_updated(message: ChatMessage) -> None:
+    _message_event("message.updated", message)
+
+
+def message_deleted(*, session: ChatSession, message_id: int) -> None:
+    session_id = str(session.session_id)
+    publish_on_commit(
+        session_group(session_id),
+        {"type": "message.deleted", "session_id": session_id, "message_id": message_id},
+    )
+
+
+def session_created(session: ChatSession) -> None:
+    publish_on_commit(
+        user_group(session.user_id), {"type": "session.created", "session": session_data(session)}
+    )
+
+
+def session_updated(session: ChatSession, *, to_session_group: bool) -> None:
+    """The list item changed; watchers of the session hear of it only if asked."""
+    event = {"type": "session.updated", "session": session_data(session)}
+    publish_on_commit(user_group(session.user_id), event)
+    if to_session_group:
+        publish_on_commit(session_group(session.session_id), event)
+
+
+def session_deleted(*, user_id: int, session_id: str) -> None:
+    publish_on_commit(user_group(user_id), {"type": "session.deleted", "session_id": session_id})

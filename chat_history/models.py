@@ -1,0 +1,118 @@
+"""Chat sessions and their messages.
+
+A session keeps a few columns maintained by ``chat_history.services`` in the
+same transaction as every message insert or delete: ``message_count`` and a
+copy of the newest message (id, role, a short preview, time). The session list
+reads them straight from the row, so a session with 200,000 messages lists as
+fast as one with five.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from config.models import TimestampedModel
+
+TITLE_MAX_LENGTH = 255
+PREVIEW_MAX_LENGTH = 200
+CLIENT_MESSAGE_ID_MAX_LENGTH = 128
+
+
+class Role(models.TextChoices):
+    USER = "user", "User"
+    ASSISTANT = "assistant", "Assistant"
+    SYSTEM = "system", "System"
+
+
+class ChatSession(TimestampedModel):
+    # The composite index below leads with user, so no separate FK index.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="chat_sessions",
+        db_index=False,
+    )
+    session_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    title = models.CharField(
+        max_length=TITLE_MAX_LENGTH,
+        blank=True,
+        default="",
+        help_text="Empty until set, or taken from the first user message.",
+    )
+    archived = models.BooleanField(default=False)
+    pinned = models.BooleanField(default=False)
+    # Maintained by the services (F() expressions, same transaction as the insert).
+    message_count = models.IntegerField(default=0, editable=False)
+    last_message_id = models.BigIntegerField(null=True, blank=True, editable=False)
+    last_message_role = models.CharField(max_length=16, blank=True, default="", editable=False)
+    last_message_preview = models.CharField(
+        max_length=PREVIEW_MAX_LENGTH, blank=True, default="", editable=False
+    )
+    last_message_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        db_table = "chat_sessions"
+        verbose_name = "chat session"
+        indexes = [
+            # A user's session list: pinned first, newest activity first.
+            models.Index(
+                fields=["user", "-pinned", "-updated_at", "-id"], name="chat_sessions_user_recent"
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(message_count__gte=0), name="chat_sessions_message_count_gte_0"
+            ),
+            models.CheckConstraint(
+                condition=Q(last_message_role__in=[*Role.values, ""]),
+                name="chat_sessions_last_message_role_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title or str(self.session_id)
+
+
+class ChatMessage(TimestampedModel):
+    # Covered by the (session, id) index below.
+    session = models.ForeignKey(
+        ChatSession, on_delete=models.CASCADE, related_name="messages", db_index=False
+    )
+    role = models.CharField(max_length=16, choices=Role.choices)
+    content = models.TextField()
+    metadata = models.JSONField(
+        default=dict, blank=True, help_text="Token usage, sources, timings, feedback..."
+    )
+    # NULL, not "", means "no key": the unique constraint applies to keyed rows only.
+    client_message_id = models.CharField(  # noqa: DJ001
+        max_length=CLIENT_MESSAGE_ID_MAX_LENGTH,
+        null=True,
+        blank=True,
+        help_text="Idempotency key chosen by the client; unique within the session.",
+    )
+
+    class Meta:
+        db_table = "chat_messages"
+        verbose_name = "chat message"
+        indexes = [
+            # History pages walk a session's messages by id (keyset pagination).
+            models.Index(fields=["session", "id"], name="chat_messages_session_order"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(role__in=Role.values), name="chat_messages_role_valid"
+            ),
+            # Retries with the same key resolve to one row, even when concurrent.
+            models.UniqueConstraint(
+                fields=["session", "client_message_id"],
+                condition=Q(client_message_id__isnull=False),
+                name="chat_messages_client_message_id_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"[{self.role}] {self.content[:50]}"

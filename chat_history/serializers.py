@@ -1,0 +1,283 @@
+"""Input and output shapes of the chat history API.
+
+The JSON of a message and of a session list item is built in exactly one
+place, ``message_data`` and ``session_data``: REST responses, WebSocket events
+and exports all call them. They are plain functions because the history and
+the session list are hot paths (a DRF field walk costs several times more per
+row). The output serializers below declare the same fields for OpenAPI and
+delegate to those functions; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from chat_history.models import (
+    CLIENT_MESSAGE_ID_MAX_LENGTH,
+    TITLE_MAX_LENGTH,
+    ChatMessage,
+    ChatSession,
+    Role,
+)
+
+if TYPE_CHECKING:
+    from chat_history.selectors import HistoryPage
+
+# --- The one JSON shape of each object ----------------------------------------
+
+
+def iso_datetime(value: datetime | None) -> str | None:
+    """As DRF renders datetimes: ISO 8601 in the current zone, ``Z`` for UTC."""
+    if value is None:
+        return None
+    text = timezone.localtime(value).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def message_data(message: ChatMessage) -> dict[str, Any]:
+    """A message as every API and event shows it (``message.session`` must be loaded)."""
+    return {
+        "id": message.id,
+        "session_id": str(message.session.session_id),
+        "role": message.role,
+        "content": message.content,
+        "metadata": message.metadata,
+        "client_message_id": message.client_message_id,
+        "created_at": iso_datetime(message.created_at),
+        "updated_at": iso_datetime(message.updated_at),
+    }
+
+
+def session_data(session: ChatSession) -> dict[str, Any]:
+    """A session list item; also the body of session detail and session events."""
+    last_message = None
+    if session.last_message_id is not None:
+        last_message = {
+            "id": session.last_message_id,
+            "role": session.last_message_role,
+            "preview": session.last_message_preview,
+            "created_at": iso_datetime(session.last_message_at),
+        }
+    return {
+        "session_id": str(session.session_id),
+        "user_id": session.user_id,
+        "title": session.title,
+        "archived": session.archived,
+        "pinned": session.pinned,
+        "message_count": session.message_count,
+        "last_message": last_message,
+        "created_at": iso_datetime(session.created_at),
+        "updated_at": iso_datetime(session.updated_at),
+    }
+
+
+def openai_message_data(message: ChatMessage) -> dict[str, str]:
+    return {"role": message.role, "content": message.content}
+
+
+def history_data(session: ChatSession, page: HistoryPage) -> dict[str, Any]:
+    messages = page.messages
+    return {
+        "session_id": str(session.session_id),
+        "title": session.title,
+        "messages": [message_data(message) for message in messages],
+        "has_more_before": page.has_more_before,
+        "has_more_after": page.has_more_after,
+        "oldest_id": messages[0].id if messages else None,
+        "newest_id": messages[-1].id if messages else None,
+    }
+
+
+# --- Output (schema declarations delegating to the functions above) -----------
+
+
+class _DelegatingSerializer(serializers.Serializer):
+    build = staticmethod(lambda obj: obj)
+
+    def to_representation(self, instance):
+        return type(self).build(instance)
+
+
+class MessageSerializer(_DelegatingSerializer):
+    build = staticmethod(message_data)
+
+    id = serializers.IntegerField()
+    session_id = serializers.UUIDField()
+    role = serializers.ChoiceField(choices=Role.choices)
+    content = serializers.CharField()
+    metadata = serializers.DictField(help_text="Free-form JSON object (tokens_used, sources...).")
+    client_message_id = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class LastMessageSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    role = serializers.ChoiceField(choices=Role.choices)
+    preview = serializers.CharField(help_text="The first characters of the content.")
+    created_at = serializers.DateTimeField()
+
+
+class SessionSerializer(_DelegatingSerializer):
+    build = staticmethod(session_data)
+
+    session_id = serializers.UUIDField()
+    user_id = serializers.IntegerField(help_text="The owner.")
+    title = serializers.CharField()
+    archived = serializers.BooleanField()
+    pinned = serializers.BooleanField()
+    message_count = serializers.IntegerField()
+    last_message = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+    @extend_schema_field(LastMessageSerializer(allow_null=True))
+    def get_last_message(self, session):  # pragma: no cover - schema only
+        return None
+
+
+class OpenAIMessageSerializer(_DelegatingSerializer):
+    build = staticmethod(openai_message_data)
+
+    role = serializers.ChoiceField(choices=Role.choices)
+    content = serializers.CharField()
+
+
+class HistorySerializer(serializers.Serializer):
+    """A page of a session's history, oldest first (built by ``history_data``)."""
+
+    session_id = serializers.UUIDField()
+    title = serializers.CharField()
+    messages = MessageSerializer(many=True)
+    has_more_before = serializers.BooleanField(
+        help_text="Older messages exist: ask again with ?before=<oldest_id>."
+    )
+    has_more_after = serializers.BooleanField(
+        help_text="Newer messages exist: ask again with ?after=<newest_id>."
+    )
+    oldest_id = serializers.IntegerField(allow_null=True)
+    newest_id = serializers.IntegerField(allow_null=True)
+
+
+class SearchHitSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(
+        choices=["message", "session"], help_text="A message's content or a session's title."
+    )
+    session_id = serializers.UUIDField()
+    session_title = serializers.CharField()
+    message_id = serializers.IntegerField(allow_null=True)
+    role = serializers.ChoiceField(choices=Role.choices, allow_null=True)
+    snippet = serializers.CharField(
+        help_text="HTML-escaped text around the match, matches wrapped in <mark></mark>."
+    )
+    created_at = serializers.DateTimeField()
+
+
+class StatsDaySerializer(serializers.Serializer):
+    date = serializers.DateField()
+    sessions = serializers.IntegerField(help_text="Sessions created that day.")
+    messages = serializers.IntegerField()
+    tokens_used = serializers.IntegerField()
+
+
+class StatsSerializer(serializers.Serializer):
+    session_count = serializers.IntegerField()
+    message_count = serializers.IntegerField()
+    tokens_used = serializers.IntegerField(
+        help_text="Sum of metadata.tokens_used; absent or non-numeric values count as 0."
+    )
+    days = StatsDaySerializer(many=True, help_text="The last 30 days (UTC), oldest first.")
+
+
+# --- Input ------------------------------------------------------------------
+# Shape only; the rules (lengths from settings, roles, metadata size) are
+# enforced by the services so every caller, a WebSocket consumer included,
+# gets the same checks.
+
+
+class SessionCreateInputSerializer(serializers.Serializer):
+    title = serializers.CharField(max_length=TITLE_MAX_LENGTH, required=False, allow_blank=True)
+    user_id = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        help_text="Service tokens only, and required for them: the session's owner.",
+    )
+
+
+class SessionUpdateInputSerializer(serializers.Serializer):
+    title = serializers.CharField(max_length=TITLE_MAX_LENGTH, required=False)
+    archived = serializers.BooleanField(required=False)
+    pinned = serializers.BooleanField(required=False)
+
+    def validate(self, attrs):
+        if not attrs:
+            raise serializers.ValidationError("Give at least one of title, archived, pinned.")
+        return attrs
+
+
+class SessionListQuerySerializer(serializers.Serializer):
+    archived = serializers.BooleanField(required=False)
+    search = serializers.CharField(required=False, max_length=200)
+    user_id = serializers.IntegerField(required=False, min_value=1)
+
+
+class MessageCreateBodySerializer(serializers.Serializer):
+    """The body of ``POST sessions/{session_id}/messages/``."""
+
+    role = serializers.ChoiceField(choices=Role.choices)
+    content = serializers.CharField(allow_blank=True, trim_whitespace=False)
+    metadata = serializers.DictField(required=False)
+    client_message_id = serializers.CharField(
+        required=False,
+        max_length=CLIENT_MESSAGE_ID_MAX_LENGTH,
+        help_text="Idempotency key (or send the Idempotency-Key header).",
+    )
+    stream_id = serializers.CharField(
+        required=False,
+        max_length=128,
+        help_text="The stream this final message completes; kept as metadata.stream_id.",
+    )
+
+
+class MessageCreateInputSerializer(MessageCreateBodySerializer):
+    """The body of ``POST messages/``: the same, naming the session."""
+
+    session_id = serializers.UUIDField()
+
+
+class MessageUpdateInputSerializer(serializers.Serializer):
+    content = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    metadata = serializers.DictField(
+        required=False,
+        help_text="Merged into the stored metadata (JSON merge patch: null removes a key).",
+    )
+
+    def validate(self, attrs):
+        if not attrs:
+            raise serializers.ValidationError("Give content and/or metadata.")
+        return attrs
+
+
+class HistoryQuerySerializer(serializers.Serializer):
+    before = serializers.IntegerField(required=False, min_value=1)
+    after = serializers.IntegerField(required=False, min_value=1)
+    limit = serializers.IntegerField(required=False, min_value=1)
+    format = serializers.ChoiceField(choices=["json", "openai"], required=False, default="json")
+
+    def validate(self, attrs):
+        if "before" in attrs and "after" in attrs:
+            raise serializers.ValidationError("Use either before or after, not both.")
+        return attrs
+
+
+class ExportQuerySerializer(serializers.Serializer):
+    format = serializers.ChoiceField(choices=["json", "markdown"], required=False, default="json")
+
+
+class SearchQuerySerializer(serializers.Serializer):
+    q = serializers.CharField(max_length=200)

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import factory
+from django.db.models import Max
+from django.utils import timezone
+from factory.django import DjangoModelFactory
+
+from chat_history.models import ChatMessage, ChatSession, Role
+from chat_history.services import PREVIEW_MAX_LENGTH, one_line
+from users.tests.factories import UserFactory
+
+
+class ChatSessionFactory(DjangoModelFactory):
+    class Meta:
+        model = ChatSession
+
+    user = factory.SubFactory(UserFactory)
+    title = factory.Sequence(lambda n: f"Session {n}")
+
+
+class ChatMessageFactory(DjangoModelFactory):
+    """A bare row: it does not move the session's counters (use ``add_messages``)."""
+
+    class Meta:
+        model = ChatMessage
+
+    session = factory.SubFactory(ChatSessionFactory)
+    role = Role.USER
+    content = factory.Sequence(lambda n: f"message {n}")
+    metadata = factory.LazyFunction(dict)
+
+
+def add_messages(
+    session: ChatSession,
+    count: int,
+    *,
+    roles: tuple[str, ...] = (Role.USER, Role.ASSISTANT),
+    content: str = "message {n}",
+    metadata: dict | None = None,
+    created_at: datetime | None = None,
+) -> list[ChatMessage]:
+    """``count`` messages in one bulk insert, with the session's counters kept
+    exactly as the services keep them (fast enough for long histories)."""
+    messages = ChatMessage.objects.bulk_create(
+        ChatMessage(
+            session=session,
+            role=roles[n % len(roles)],
+            content=content.format(n=n),
+            metadata=dict(metadata or {}),
+        )
+        for n in range(count)
+    )
+    if created_at is not None:
+        ChatMessage.objects.filter(pk__in=[m.pk for m in messages]).update(created_at=created_at)
+    messages = list(ChatMessage.objects.filter(session=session).order_by("id"))
+    last = messages[-1] if messages else None
+    ChatSession.objects.filter(pk=session.pk).update(
+        message_count=len(messages),
+        last_message_id=last.pk if last else None,
+        last_message_role=last.role if last else "",
+        last_message_preview=one_line(last.content, PREVIEW_MAX_LENGTH) if last else "",
+        last_message_at=last.created_at if last else None,
+        updated_at=timezone.now(),
+    )
+    session.refresh_from_db()
+    return messages[-count:] if count else []
+
+
+def max_message_id() -> int:
+    return ChatMessage.objects.aggregate(top=Max("id"))["top"] or 0
+
+
+def days_ago(days: int) -> datetime:
+    return timezone.now() - timedelta(days=days)

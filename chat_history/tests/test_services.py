@@ -1,0 +1,620 @@
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection
+
+from chat_history import services
+from chat_history.errors import IdempotencyConflictError, MessageNotFoundError, SessionNotFoundError
+from chat_history.models import ChatMessage, ChatSession, Role
+from chat_history.serializers import message_data, session_data
+from chat_history.tests.factories import ChatMessageFactory, ChatSessionFactory, add_messages
+from config.realtime import session_group, user_group
+from users.authentication import ServicePrincipal
+from users.models import Scope
+from users.tests.factories import UserFactory, service_token_create
+
+
+def _principal(*scopes: str) -> ServicePrincipal:
+    token, _ = service_token_create(scopes=list(scopes))
+    return ServicePrincipal(token)
+
+
+def _create(session, *, actor=None, role=Role.USER, content="RAG가 무엇인가요?", **kwargs):
+    return services.chat_message_create(
+        actor=actor or session.user, session=session, role=role, content=content, **kwargs
+    )
+
+
+# --- Sessions -----------------------------------------------------------------
+
+
+def test_user_creates_own_session_with_trimmed_title(user, published, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        session = services.chat_session_create(actor=user, title="  RAG 시스템 질문  ")
+
+    assert session.user_id == user.pk
+    assert session.title == "RAG 시스템 질문"
+    assert session.message_count == 0
+    assert published == [
+        (user_group(user.pk), {"type": "session.created", "session": session_data(session)})
+    ]
+
+
+def test_user_cannot_name_another_owner(user, other_user):
+    with pytest.raises(ValidationError) as excinfo:
+        services.chat_session_create(actor=user, user_id=other_user.pk)
+
+    assert "user_id" in excinfo.value.message_dict
+    assert not ChatSession.objects.exists()
+
+
+def test_service_creates_session_for_the_named_user(user):
+    session = services.chat_session_create(actor=_principal(Scope.CHAT_WRITE), user_id=user.pk)
+
+    assert session.user_id == user.pk
+
+
+def test_service_must_name_an_existing_active_owner(db):
+    service = _principal(Scope.CHAT_WRITE)
+    inactive = UserFactory(is_active=False)
+
+    for user_id in (None, 999_999, inactive.pk):
+        with pytest.raises(ValidationError) as excinfo:
+            services.chat_session_create(actor=service, user_id=user_id)
+        assert "user_id" in excinfo.value.message_dict
+    assert not ChatSession.objects.exists()
+
+
+def test_service_without_write_scope_cannot_create_session(user):
+    with pytest.raises(PermissionDenied):
+        services.chat_session_create(actor=_principal(Scope.CHAT_READ), user_id=user.pk)
+
+
+def test_session_update_saves_changes_and_publishes_to_both_groups(
+    session, published, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        services.chat_session_update(
+            actor=session.user, session=session, title=" New title ", pinned=True
+        )
+
+    session.refresh_from_db()
+    assert (session.title, session.pinned, session.archived) == ("New title", True, False)
+    event = {"type": "session.updated", "session": session_data(session)}
+    assert published == [(user_group(session.user_id), event), (session_group(session.session_id), event)]
+
+
+def test_session_update_without_changes_writes_and_publishes_nothing(
+    session, published, django_capture_on_commit_callbacks, django_assert_num_queries
+):
+    with django_capture_on_commit_callbacks(execute=True), django_assert_num_queries(2):
+        # Only the service's savepoint and its release: no UPDATE.
+        services.chat_session_update(actor=session.user, session=session, title=session.title)
+
+    assert published == []
+
+
+def test_session_title_cannot_be_blanked(session):
+    with pytest.raises(ValidationError) as excinfo:
+        services.chat_session_update(actor=session.user, session=session, title="   ")
+
+    assert "title" in excinfo.value.message_dict
+    session.refresh_from_db()
+    assert session.title == "RAG 시스템 질문"
+
+
+def test_other_user_cannot_update_or_delete_a_session(session, other_user):
+    with pytest.raises(SessionNotFoundError):
+        services.chat_session_update(actor=other_user, session=session, archived=True)
+    with pytest.raises(SessionNotFoundError):
+        services.chat_session_delete(actor=other_user, session=session)
+
+    session.refresh_from_db()
+    assert session.archived is False
+
+
+@pytest.mark.parametrize("size", [1, 300])
+def test_session_delete_removes_messages_in_constant_queries(
+    session, size, published, django_capture_on_commit_callbacks, django_assert_num_queries
+):
+    add_messages(session, size)
+    kept = add_messages(ChatSessionFactory(user=session.user), 2)
+
+    # savepoint, DELETE messages, DELETE session, release
+    with django_capture_on_commit_callbacks(execute=True), django_assert_num_queries(4):
+        services.chat_session_delete(actor=session.user, session=session)
+
+    assert not ChatSession.objects.filter(pk=session.pk).exists()
+    assert list(ChatMessage.objects.order_by("id")) == kept
+    assert published == [
+        (
+            user_group(session.user_id),
+            {"type": "session.deleted", "session_id": str(session.session_id)},
+        )
+    ]
+
+
+# --- Message create -------------------------------------------------------------
+
+
+def test_message_create_maintains_session_summary_and_publishes(
+    session, published, django_capture_on_commit_callbacks
+):
+    before = session.updated_at
+    with django_capture_on_commit_callbacks(execute=True):
+        message, created = _create(session, metadata={"model": "gpt"})
+
+    assert created is True
+    session.refresh_from_db()
+    assert session.message_count == 1
+    assert session.last_message_id == message.pk
+    assert session.last_message_role == Role.USER
+    assert session.last_message_preview == "RAG가 무엇인가요?"
+    assert session.last_message_at == message.created_at
+    assert session.updated_at == message.created_at > before
+    assert published == [
+        (
+            session_group(session.session_id),
+            {
+                "type": "message.created",
+                "session_id": str(session.session_id),
+                "message": message_data(message),
+            },
+        ),
+        (user_group(session.user_id), {"type": "session.updated", "session": session_data(session)}),
+    ]
+
+
+def test_first_user_message_titles_an_untitled_session(
+    user, published, django_capture_on_commit_callbacks
+):
+    session = ChatSessionFactory(user=user, title="")
+    long_question = "  RAG가   무엇인가요?\n" + "자세히 설명해 주세요. " * 20
+
+    with django_capture_on_commit_callbacks(execute=True):
+        _create(session, role=Role.SYSTEM, content="You are a helpful assistant.")
+        _create(session, content=long_question)
+        _create(session, content="second question")
+
+    session.refresh_from_db()
+    assert session.title == services.one_line(long_question, services.TITLE_FROM_MESSAGE_LENGTH)
+    assert session.title.startswith("RAG가 무엇인가요? 자세히")
+    assert len(session.title) <= services.TITLE_FROM_MESSAGE_LENGTH
+    assert session.title.endswith("…")
+    to_session_group = [
+        event["type"] for group, event in published if group == session_group(session.session_id)
+    ]
+    # The title changed once, with the first user message only.
+    assert to_session_group == [
+        "message.created",
+        "message.created",
+        "session.updated",
+        "message.created",
+    ]
+
+
+def test_message_create_keeps_an_existing_title(session):
+    _create(session, content="something else entirely")
+
+    session.refresh_from_db()
+    assert session.title == "RAG 시스템 질문"
+
+
+def test_message_create_stores_stream_id_in_metadata(session):
+    message, _ = _create(
+        session, role=Role.ASSISTANT, content="answer", metadata={"tokens_used": 5}, stream_id="st-1"
+    )
+
+    message.refresh_from_db()
+    assert message.metadata == {"tokens_used": 5, "stream_id": "st-1"}
+
+
+def test_retry_with_same_key_returns_the_original_without_writing(
+    session, published, django_capture_on_commit_callbacks
+):
+    original, created = _create(session, client_message_id="key-1")
+    with django_capture_on_commit_callbacks(execute=True):
+        replay, replay_created = _create(session, client_message_id="key-1")
+
+    assert (created, replay_created) == (True, False)
+    assert replay.pk == original.pk
+    assert message_data(replay) == message_data(original)
+    session.refresh_from_db()
+    assert session.message_count == 1
+    assert ChatMessage.objects.count() == 1
+    assert published == []
+
+
+def test_same_key_with_different_content_is_a_conflict(session):
+    original, _ = _create(session, client_message_id="key-1")
+
+    with pytest.raises(IdempotencyConflictError) as excinfo:
+        _create(session, client_message_id="key-1", content="a different question")
+
+    assert excinfo.value.extra == {"message_id": original.pk}
+    assert ChatMessage.objects.count() == 1
+
+
+def test_same_key_in_another_session_is_a_new_message(session, user):
+    _create(session, client_message_id="key-1")
+    other = ChatSessionFactory(user=user)
+
+    _, created = _create(other, client_message_id="key-1")
+
+    assert created is True
+    assert ChatMessage.objects.count() == 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"role": "tool"}, "role"),
+        ({"content": ""}, "content"),
+        ({"content": " \n\t "}, "content"),
+        ({"content": "x" * 101}, "content"),
+        ({"content": "nul \x00 byte"}, "content"),
+        ({"metadata": ["not", "an", "object"]}, "metadata"),
+        ({"metadata": {"blob": "x" * 200}}, "metadata"),
+        ({"metadata": {"score": float("nan")}}, "metadata"),
+        ({"metadata": {"note": "nul \x00"}}, "metadata"),
+        ({"client_message_id": ""}, "client_message_id"),
+        ({"client_message_id": "k" * 129}, "client_message_id"),
+        ({"stream_id": "s" * 129}, "stream_id"),
+    ],
+)
+def test_invalid_message_input_is_rejected_and_nothing_is_written(
+    session, settings, kwargs, field, published, django_capture_on_commit_callbacks
+):
+    settings.CHAT_MESSAGE_MAX_LENGTH = 100
+    settings.CHAT_METADATA_MAX_BYTES = 100
+
+    with pytest.raises(ValidationError) as excinfo, django_capture_on_commit_callbacks(execute=True):
+        _create(session, **kwargs)
+
+    assert field in excinfo.value.message_dict
+    assert not ChatMessage.objects.exists()
+    session.refresh_from_db()
+    assert (session.message_count, session.last_message_id) == (0, None)
+    assert published == []
+
+
+def test_limits_are_inclusive(session, settings):
+    settings.CHAT_MESSAGE_MAX_LENGTH = 10
+    settings.CHAT_METADATA_MAX_BYTES = 12  # {"a":"12345"} is 13 bytes; {"a":"1234"} 12
+
+    _create(session, content="x" * 10, metadata={"a": "1234"})
+    with pytest.raises(ValidationError):
+        _create(session, content="x" * 10, metadata={"a": "12345"})
+    with pytest.raises(ValidationError):
+        _create(session, content="x" * 11)
+
+
+def test_metadata_size_counts_utf8_bytes(session, settings):
+    settings.CHAT_METADATA_MAX_BYTES = 20
+    # {"t":"가나다"} is 10 characters but 16 bytes; 가 is 3 bytes in UTF-8.
+    _create(session, metadata={"t": "가나다"})
+    with pytest.raises(ValidationError):
+        _create(session, metadata={"t": "가나다라마"})  # 22 bytes
+
+
+def test_all_field_errors_are_reported_together(session):
+    with pytest.raises(ValidationError) as excinfo:
+        _create(session, role="robot", content="", metadata="nope")
+
+    assert set(excinfo.value.message_dict) == {"role", "content", "metadata"}
+
+
+def test_other_user_cannot_write_to_a_session(session, other_user):
+    with pytest.raises(SessionNotFoundError):
+        _create(session, actor=other_user)
+
+    assert not ChatMessage.objects.exists()
+
+
+def test_service_needs_write_scope_to_create_messages(session):
+    with pytest.raises(PermissionDenied):
+        _create(session, actor=_principal(Scope.CHAT_READ))
+
+    message, created = _create(session, actor=_principal(Scope.CHAT_WRITE), role=Role.ASSISTANT)
+    assert created
+    assert message.session_id == session.pk
+
+
+def test_message_into_a_deleted_session_is_not_found(session):
+    ChatSession.objects.filter(pk=session.pk).delete()
+
+    with pytest.raises(SessionNotFoundError):
+        _create(session)
+
+    assert not ChatMessage.objects.exists()
+
+
+def test_last_message_copy_never_moves_backwards(session):
+    older, newer = ChatMessageFactory(session=session), ChatMessageFactory(session=session)
+    # As if the insert with the smaller id committed its session update last.
+    services._session_record_new_message(session, newer)
+    services._session_record_new_message(session, older)
+
+    session.refresh_from_db()
+    assert session.message_count == 2
+    assert session.last_message_id == newer.pk
+    assert session.last_message_preview == newer.content
+
+
+@pytest.mark.parametrize("history", [0, 500])
+def test_message_create_runs_fixed_queries_whatever_the_history(
+    user, session, history, django_assert_num_queries
+):
+    add_messages(session, history)
+
+    # savepoint, INSERT, UPDATE session, reload session summary, release
+    with django_assert_num_queries(5):
+        _create(session, actor=user)
+    # ... plus a savepoint around the keyed INSERT
+    with django_assert_num_queries(7):
+        _create(session, actor=user, content="keyed", client_message_id="k")
+    # A replay: the failed INSERT, its rollback and release, the original's lookup.
+    with django_assert_num_queries(7):
+        _create(session, actor=user, content="keyed", client_message_id="k")
+
+
+# --- Message update -------------------------------------------------------------
+
+
+def test_message_update_merges_metadata_as_json_merge_patch(
+    session, published, django_capture_on_commit_callbacks
+):
+    message, _ = _create(
+        session,
+        role=Role.ASSISTANT,
+        content="answer",
+        metadata={"tokens_used": 450, "model": "gpt", "feedback": {"rating": 1, "note": "ok"}},
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        updated = services.chat_message_update(
+            actor=session.user,
+            message=message,
+            metadata={"model": None, "feedback": {"rating": 5}, "extra": [1, 2]},
+        )
+
+    updated.refresh_from_db()
+    assert updated.metadata == {
+        "tokens_used": 450,
+        "feedback": {"rating": 5, "note": "ok"},
+        "extra": [1, 2],
+    }
+    assert updated.content == "answer"
+    assert published == [
+        (
+            session_group(session.session_id),
+            {
+                "type": "message.updated",
+                "session_id": str(session.session_id),
+                "message": message_data(updated),
+            },
+        )
+    ]
+
+
+def test_editing_the_last_message_updates_the_session_preview(
+    session, published, django_capture_on_commit_callbacks
+):
+    first, _ = _create(session, content="first")
+    last, _ = _create(session, content="last")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.chat_message_update(actor=session.user, message=first, content="first, edited")
+        services.chat_message_update(actor=session.user, message=last, content="last, edited")
+
+    session.refresh_from_db()
+    assert session.last_message_preview == "last, edited"
+    assert [event["type"] for _, event in published] == [
+        "message.updated",
+        "message.updated",
+        "session.updated",
+    ]
+    assert published[-1][1]["session"]["last_message"]["preview"] == "last, edited"
+
+
+def test_message_update_rejects_bad_values_and_keeps_the_row(session, settings):
+    settings.CHAT_METADATA_MAX_BYTES = 40
+    message, _ = _create(session, content="keep me", metadata={"a": 1})
+
+    for kwargs, field in [
+        ({"content": "  "}, "content"),
+        ({"metadata": {"b": "x" * 50}}, "metadata"),
+    ]:
+        with pytest.raises(ValidationError) as excinfo:
+            services.chat_message_update(actor=session.user, message=message, **kwargs)
+        assert field in excinfo.value.message_dict
+
+    message.refresh_from_db()
+    assert (message.content, message.metadata) == ("keep me", {"a": 1})
+
+
+def test_message_update_without_changes_publishes_nothing(
+    session, published, django_capture_on_commit_callbacks
+):
+    message, _ = _create(session, metadata={"a": 1})
+    stamp = ChatMessage.objects.get(pk=message.pk).updated_at
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.chat_message_update(
+            actor=session.user, message=message, content=message.content, metadata={"a": 1}
+        )
+
+    assert published == []
+    assert ChatMessage.objects.get(pk=message.pk).updated_at == stamp
+
+
+def test_other_user_cannot_update_or_delete_a_message(session, other_user):
+    message, _ = _create(session)
+
+    with pytest.raises(SessionNotFoundError):
+        services.chat_message_update(actor=other_user, message=message, content="hijacked")
+    with pytest.raises(SessionNotFoundError):
+        services.chat_message_delete(actor=other_user, message=message)
+
+    message.refresh_from_db()
+    assert message.content == "RAG가 무엇인가요?"
+
+
+def test_update_of_a_message_deleted_meanwhile_is_not_found(session):
+    message, _ = _create(session)
+    ChatMessage.objects.filter(pk=message.pk).delete()
+
+    with pytest.raises(MessageNotFoundError):
+        services.chat_message_update(actor=session.user, message=message, content="late")
+
+
+@pytest.mark.parametrize(
+    ("target", "patch", "expected"),
+    [
+        ({"a": 1}, {"b": 2}, {"a": 1, "b": 2}),
+        ({"a": 1}, {"a": None}, {}),
+        ({"a": {"b": 1, "c": 2}}, {"a": {"b": None, "d": 3}}, {"a": {"c": 2, "d": 3}}),
+        ({"a": [1, 2]}, {"a": [3]}, {"a": [3]}),
+        ({"a": "text"}, {"a": {"b": 1}}, {"a": {"b": 1}}),
+        ({}, {"a": {"b": None}}, {"a": {}}),
+    ],
+)
+def test_merge_patch_follows_rfc_7386(target, patch, expected):
+    assert services.merge_patch(target, patch) == expected
+
+
+# --- Message delete -------------------------------------------------------------
+
+
+def test_deleting_the_last_message_moves_the_summary_back(
+    session, published, django_capture_on_commit_callbacks
+):
+    first, _ = _create(session, content="first")
+    last, _ = _create(session, role=Role.ASSISTANT, content="last")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.chat_message_delete(actor=session.user, message=last)
+
+    session.refresh_from_db()
+    assert session.message_count == 1
+    assert (session.last_message_id, session.last_message_role) == (first.pk, Role.USER)
+    assert session.last_message_preview == "first"
+    assert session.last_message_at == first.created_at
+    assert published == [
+        (
+            session_group(session.session_id),
+            {"type": "message.deleted", "session_id": str(session.session_id), "message_id": last.pk},
+        ),
+        (user_group(session.user_id), {"type": "session.updated", "session": session_data(session)}),
+    ]
+
+
+def test_deleting_an_older_message_keeps_the_last_one(session):
+    first, _ = _create(session, content="first")
+    last, _ = _create(session, content="last")
+
+    services.chat_message_delete(actor=session.user, message=first)
+
+    session.refresh_from_db()
+    assert (session.message_count, session.last_message_id) == (1, last.pk)
+    assert list(ChatMessage.objects.all()) == [last]
+
+
+def test_deleting_the_only_message_empties_the_summary(session):
+    message, _ = _create(session)
+
+    services.chat_message_delete(actor=session.user, message=message)
+
+    session.refresh_from_db()
+    assert session.message_count == 0
+    assert session.last_message_id is None
+    assert (session.last_message_role, session.last_message_preview) == ("", "")
+    assert session.last_message_at is None
+
+
+def test_deleting_a_message_twice_is_not_found(session):
+    message, _ = _create(session)
+    services.chat_message_delete(actor=session.user, message=message)
+
+    with pytest.raises(MessageNotFoundError):
+        services.chat_message_delete(actor=session.user, message=message)
+
+    session.refresh_from_db()
+    assert session.message_count == 0
+
+
+def test_message_count_cannot_go_negative(session):
+    from django.db import IntegrityError, transaction
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ChatSession.objects.filter(pk=session.pk).update(message_count=-1)
+
+
+def test_role_outside_the_choices_is_refused_by_the_database(session):
+    from django.db import IntegrityError, transaction
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ChatMessage.objects.create(session=session, role="tool", content="x")
+
+
+# --- Concurrency (PostgreSQL) ---------------------------------------------------
+
+
+def _in_threads(count: int, work) -> list:
+    results: list = [None] * count
+    barrier = threading.Barrier(count)
+
+    def run(index: int) -> None:
+        try:
+            barrier.wait()
+            results[index] = work(index)
+        except Exception as exc:  # reported by the assertion below
+            results[index] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_creates_never_lose_a_count():
+    session = ChatSessionFactory()
+    per_thread = 10
+
+    def work(index: int) -> int:
+        fresh = ChatSession.objects.get(pk=session.pk)
+        for n in range(per_thread):
+            _create(fresh, content=f"thread {index} message {n}")
+        return per_thread
+
+    assert _in_threads(4, work) == [per_thread] * 4
+    session.refresh_from_db()
+    assert session.message_count == 4 * per_thread == ChatMessage.objects.count()
+    assert session.last_message_id == ChatMessage.objects.order_by("-id").first().pk
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_creates_with_the_same_key_make_one_row():
+    session = ChatSessionFactory()
+
+    def work(index: int):
+        fresh = ChatSession.objects.get(pk=session.pk)
+        message, created = _create(fresh, client_message_id="same-key")
+        return message.pk, created
+
+    results = _in_threads(6, work)
+
+    assert len({pk for pk, _ in results}) == 1
+    assert sorted(created for _, created in results) == [False] * 5 + [True]
+    session.refresh_from_db()
+    assert session.message_count == 1 == ChatMessage.objects.count()

@@ -1,0 +1,326 @@
+"""The chat history API: JWT end users (their own data) and scoped service tokens.
+
+Handlers validate, call one selector or service and shape the answer with the
+functions of ``chat_history.serializers``. Another user's session or message
+is a 404 everywhere (the selectors scope every lookup).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.response import Response
+
+from chat_history import selectors, services
+from chat_history.exports import EXPORTERS
+from chat_history.models import ChatMessage, ChatSession
+from chat_history.serializers import (
+    ExportQuerySerializer,
+    HistoryQuerySerializer,
+    HistorySerializer,
+    MessageCreateBodySerializer,
+    MessageCreateInputSerializer,
+    MessageSerializer,
+    MessageUpdateInputSerializer,
+    OpenAIMessageSerializer,
+    SearchHitSerializer,
+    SearchQuerySerializer,
+    SessionCreateInputSerializer,
+    SessionListQuerySerializer,
+    SessionSerializer,
+    SessionUpdateInputSerializer,
+    StatsSerializer,
+    history_data,
+    message_data,
+    openai_message_data,
+    session_data,
+)
+from config.schema import error_response
+from users.models import Scope
+from users.permissions import EndUserOnly, EndUserOrScopedService
+
+READ, WRITE = Scope.CHAT_READ, Scope.CHAT_WRITE
+UUID_PATTERN = r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="Same as client_message_id in the body: a retry with a key already "
+    "used in this session returns the original message (200) instead of a copy.",
+)
+_REPLAYED = OpenApiResponse(
+    MessageSerializer, description="Idempotent replay: the message created earlier with this key."
+)
+_KEY_REUSED = error_response(
+    "The key was already used in this session for a different role or content "
+    "(code idempotency_key_reused, with message_id)."
+)
+_NO_CONTENT = OpenApiResponse(description="Deleted.")
+
+
+class FormatParamNegotiation(DefaultContentNegotiation):
+    """Here ``?format=`` picks an output shape (openai, markdown), not a renderer."""
+
+    class settings:  # noqa: N801 - stands in for DRF's api_settings
+        URL_FORMAT_OVERRIDE = None
+
+
+def _validated(serializer_class, data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _query(serializer_class, request) -> dict:
+    # A plain dict: a QueryDict would turn absent booleans into False.
+    return _validated(serializer_class, request.query_params.dict())
+
+
+def _idempotency_key(request, data: dict) -> str | None:
+    body, header = data.get("client_message_id"), request.headers.get("Idempotency-Key")
+    if body and header and body != header:
+        raise ValidationError(
+            {"client_message_id": "Differs from the Idempotency-Key header; send one of them."}
+        )
+    return body or header or None
+
+
+def _create_message(request, *, session_id, data: dict) -> Response:
+    session = selectors.session_get(actor=request.user, session_id=session_id)
+    message, created = services.chat_message_create(
+        actor=request.user,
+        session=session,
+        role=data["role"],
+        content=data["content"],
+        metadata=data.get("metadata"),
+        client_message_id=_idempotency_key(request, data),
+        stream_id=data.get("stream_id"),
+    )
+    return Response(
+        message_data(message), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    )
+
+
+@extend_schema(tags=["chat history"])
+class ChatSessionViewSet(viewsets.GenericViewSet):
+    """A user's conversations. Services: chat:read to read any, chat:write to write any."""
+
+    permission_classes = [EndUserOrScopedService]
+    service_scopes = {
+        "list": READ,
+        "retrieve": READ,
+        "messages": READ,
+        "export": READ,
+        "create": WRITE,
+        "partial_update": WRITE,
+        "destroy": WRITE,
+        "create_message": WRITE,
+    }
+    queryset = ChatSession.objects.none()  # only tells the schema the lookup's type
+    lookup_field = "session_id"
+    lookup_value_regex = UUID_PATTERN
+    content_negotiation_class = FormatParamNegotiation
+
+    @extend_schema(
+        summary="List sessions (pinned first, newest activity first)",
+        parameters=[SessionListQuerySerializer],
+        responses=SessionSerializer(many=True),
+    )
+    def list(self, request):
+        params = _query(SessionListQuerySerializer, request)
+        page = self.paginate_queryset(selectors.session_list(actor=request.user, **params))
+        return self.get_paginated_response([session_data(session) for session in page])
+
+    @extend_schema(
+        summary="Create a session",
+        request=SessionCreateInputSerializer,
+        responses={201: SessionSerializer},
+    )
+    def create(self, request):
+        data = _validated(SessionCreateInputSerializer, request.data)
+        session = services.chat_session_create(actor=request.user, **data)
+        return Response(session_data(session), status=status.HTTP_201_CREATED)
+
+    @extend_schema(summary="Get a session", responses=SessionSerializer)
+    def retrieve(self, request, session_id):
+        session = selectors.session_get(actor=request.user, session_id=session_id)
+        return Response(session_data(session))
+
+    @extend_schema(
+        summary="Rename, archive or pin a session",
+        request=SessionUpdateInputSerializer,
+        responses=SessionSerializer,
+    )
+    def partial_update(self, request, session_id):
+        data = _validated(SessionUpdateInputSerializer, request.data)
+        session = selectors.session_get(actor=request.user, session_id=session_id)
+        session = services.chat_session_update(actor=request.user, session=session, **data)
+        return Response(session_data(session))
+
+    @extend_schema(summary="Delete a session and its messages", responses={204: _NO_CONTENT})
+    def destroy(self, request, session_id):
+        session = selectors.session_get(actor=request.user, session_id=session_id)
+        services.chat_session_delete(actor=request.user, session=session)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        summary="A page of the session's messages (keyset pagination)",
+        description=(
+            "Oldest first. Without a cursor: the newest `limit` messages (default "
+            f"{settings.CHAT_HISTORY_DEFAULT_LIMIT}, at most {settings.CHAT_HISTORY_MAX_LIMIT}). "
+            "`?before=<oldest_id>` walks back, `?after=<newest_id>` forward. "
+            "`?format=openai` returns just `[{role, content}]` for an LLM prompt."
+        ),
+        parameters=[HistoryQuerySerializer],
+        responses=PolymorphicProxySerializer(
+            component_name="HistoryOrOpenAIMessages",
+            serializers=[HistorySerializer, OpenAIMessageSerializer(many=True)],
+            resource_type_field_name=None,
+            many=False,
+        ),
+    )
+    @action(detail=True, methods=["get"], url_path="messages")
+    def messages(self, request, session_id):
+        params = _query(HistoryQuerySerializer, request)
+        session = selectors.session_get(actor=request.user, session_id=session_id)
+        limit = min(
+            params.get("limit", settings.CHAT_HISTORY_DEFAULT_LIMIT),
+            settings.CHAT_HISTORY_MAX_LIMIT,
+        )
+        page = selectors.message_history(
+            session=session, limit=limit, before=params.get("before"), after=params.get("after")
+        )
+        if params["format"] == "openai":
+            return Response([openai_message_data(message) for message in page.messages])
+        return Response(history_data(session, page))
+
+    @extend_schema(
+        summary="Add a message to the session",
+        request=MessageCreateBodySerializer,
+        parameters=[IDEMPOTENCY_KEY],
+        responses={201: MessageSerializer, 200: _REPLAYED, 409: _KEY_REUSED},
+    )
+    @messages.mapping.post
+    def create_message(self, request, session_id):
+        data = _validated(MessageCreateBodySerializer, request.data)
+        return _create_message(request, session_id=session_id, data=data)
+
+    @extend_schema(
+        summary="Download the whole conversation",
+        parameters=[ExportQuerySerializer],
+        responses={
+            (200, "application/json"): OpenApiResponse(
+                OpenApiTypes.OBJECT, description="{session, messages: [...]} as an attachment."
+            ),
+            (200, "text/markdown"): OpenApiResponse(
+                OpenApiTypes.STR, description="A Markdown transcript as an attachment."
+            ),
+        },
+    )
+    @action(detail=True, methods=["get"])
+    def export(self, request, session_id):
+        params = _query(ExportQuerySerializer, request)
+        session = selectors.session_get(actor=request.user, session_id=session_id)
+        render, content_type, extension = EXPORTERS[params["format"]]
+        response = StreamingHttpResponse(
+            render(session, selectors.message_iter_all(session=session)),
+            content_type=content_type,
+        )
+        filename = f"chat-{session.session_id}.{extension}"
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
+
+
+@extend_schema(tags=["chat history"])
+class ChatMessageViewSet(viewsets.GenericViewSet):
+    """Single messages. Services: chat:read to read any, chat:write to write any."""
+
+    permission_classes = [EndUserOrScopedService]
+    service_scopes = {
+        "retrieve": READ,
+        "create": WRITE,
+        "partial_update": WRITE,
+        "destroy": WRITE,
+    }
+    queryset = ChatMessage.objects.none()  # only tells the schema the lookup's type
+    lookup_value_regex = r"[0-9]{1,18}"
+
+    @extend_schema(
+        summary="Add a message to a session named in the body",
+        request=MessageCreateInputSerializer,
+        parameters=[IDEMPOTENCY_KEY],
+        responses={
+            201: MessageSerializer,
+            200: _REPLAYED,
+            404: error_response("No such session, or it belongs to someone else."),
+            409: _KEY_REUSED,
+        },
+    )
+    def create(self, request):
+        data = _validated(MessageCreateInputSerializer, request.data)
+        return _create_message(request, session_id=data["session_id"], data=data)
+
+    @extend_schema(summary="Get a message", responses=MessageSerializer)
+    def retrieve(self, request, pk):
+        return Response(message_data(selectors.message_get(actor=request.user, message_id=pk)))
+
+    @extend_schema(
+        summary="Edit a message's content or merge into its metadata",
+        request=MessageUpdateInputSerializer,
+        responses=MessageSerializer,
+    )
+    def partial_update(self, request, pk):
+        data = _validated(MessageUpdateInputSerializer, request.data)
+        message = selectors.message_get(actor=request.user, message_id=pk)
+        message = services.chat_message_update(actor=request.user, message=message, **data)
+        return Response(message_data(message))
+
+    @extend_schema(summary="Delete a message", responses={204: _NO_CONTENT})
+    def destroy(self, request, pk):
+        message = selectors.message_get(actor=request.user, message_id=pk)
+        services.chat_message_delete(actor=request.user, message=message)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(tags=["chat history"])
+class ChatSearchViewSet(viewsets.GenericViewSet):
+    """Full-text search over the signed-in user's own messages and session titles."""
+
+    permission_classes = [EndUserOnly]
+
+    @extend_schema(
+        summary="Search my messages and session titles",
+        description="Every word must match (as a word prefix on PostgreSQL, a substring "
+        "on SQLite). Newest first; snippets are HTML-escaped with matches in <mark>.",
+        parameters=[SearchQuerySerializer],
+        responses=SearchHitSerializer(many=True),
+    )
+    def list(self, request):
+        terms = selectors.search_terms(_query(SearchQuerySerializer, request)["q"])
+        page = self.paginate_queryset(selectors.search_hits(user=request.user, terms=terms))
+        hits = selectors.search_snippets(hits=page, terms=terms)
+        return self.get_paginated_response(SearchHitSerializer(hits, many=True).data)
+
+
+@extend_schema(tags=["chat history"])
+class ChatStatsViewSet(viewsets.ViewSet):
+    """Usage totals of the signed-in user."""
+
+    permission_classes = [EndUserOnly]
+
+    @extend_schema(summary="My chat usage, overall and per day", responses=StatsSerializer)
+    def summary(self, request):
+        return Response(StatsSerializer(selectors.chat_stats(user=request.user)).data)
