@@ -279,10 +279,13 @@ def _marked(headline: str) -> str:
 def highlight(text: str, terms: list[str], *, excerpt: bool = False) -> str:
     """``text`` HTML-escaped with each case-insensitive match of a term in <mark>.
 
-    With ``excerpt``, only a window around the first match is kept (with "…"
-    where text was cut), as PostgreSQL's headline does.
+    A mark runs to the end of the word, as PostgreSQL marks the whole word a
+    prefix matched ("<mark>시스템은</mark>" for 시스템). With ``excerpt``, only a
+    window around the first match is kept (with "…" where text was cut), as
+    PostgreSQL's headline does.
     """
-    pattern = re.compile("|".join(re.escape(term) for term in terms), re.IGNORECASE)
+    alternatives = "|".join(re.escape(term) for term in terms)
+    pattern = re.compile(rf"(?:{alternatives})\w*", re.IGNORECASE)
     if excerpt:
         first = pattern.search(text)
         start = max(0, first.start() - _SNIPPET_BEFORE) if first else 0

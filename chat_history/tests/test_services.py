@@ -31,7 +31,9 @@ def _create(session, *, actor=None, role=Role.USER, content="RAG가 무엇인가
 # --- Sessions -----------------------------------------------------------------
 
 
-def test_user_creates_own_session_with_trimmed_title(user, published, django_capture_on_commit_callbacks):
+def test_user_creates_own_session_with_trimmed_title(
+    user, published, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         session = services.chat_session_create(actor=user, title="  RAG 시스템 질문  ")
 
@@ -84,7 +86,10 @@ def test_session_update_saves_changes_and_publishes_to_both_groups(
     session.refresh_from_db()
     assert (session.title, session.pinned, session.archived) == ("New title", True, False)
     event = {"type": "session.updated", "session": session_data(session)}
-    assert published == [(user_group(session.user_id), event), (session_group(session.session_id), event)]
+    assert published == [
+        (user_group(session.user_id), event),
+        (session_group(session.session_id), event),
+    ]
 
 
 def test_session_update_without_changes_writes_and_publishes_nothing(
@@ -164,7 +169,10 @@ def test_message_create_maintains_session_summary_and_publishes(
                 "message": message_data(message),
             },
         ),
-        (user_group(session.user_id), {"type": "session.updated", "session": session_data(session)}),
+        (
+            user_group(session.user_id),
+            {"type": "session.updated", "session": session_data(session)},
+        ),
     ]
 
 
@@ -205,7 +213,11 @@ def test_message_create_keeps_an_existing_title(session):
 
 def test_message_create_stores_stream_id_in_metadata(session):
     message, _ = _create(
-        session, role=Role.ASSISTANT, content="answer", metadata={"tokens_used": 5}, stream_id="st-1"
+        session,
+        role=Role.ASSISTANT,
+        content="answer",
+        metadata={"tokens_used": 5},
+        stream_id="st-1",
     )
 
     message.refresh_from_db()
@@ -271,7 +283,10 @@ def test_invalid_message_input_is_rejected_and_nothing_is_written(
     settings.CHAT_MESSAGE_MAX_LENGTH = 100
     settings.CHAT_METADATA_MAX_BYTES = 100
 
-    with pytest.raises(ValidationError) as excinfo, django_capture_on_commit_callbacks(execute=True):
+    with (
+        pytest.raises(ValidationError) as excinfo,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
         _create(session, **kwargs)
 
     assert field in excinfo.value.message_dict
@@ -506,9 +521,16 @@ def test_deleting_the_last_message_moves_the_summary_back(
     assert published == [
         (
             session_group(session.session_id),
-            {"type": "message.deleted", "session_id": str(session.session_id), "message_id": last.pk},
+            {
+                "type": "message.deleted",
+                "session_id": str(session.session_id),
+                "message_id": last.pk,
+            },
         ),
-        (user_group(session.user_id), {"type": "session.updated", "session": session_data(session)}),
+        (
+            user_group(session.user_id),
+            {"type": "session.updated", "session": session_data(session)},
+        ),
     ]
 
 
