@@ -608,3 +608,128 @@ def test_events_go_only_to_the_owner(
         services.document_upload(user=user, file=upload("mine.txt", TEXT))
 
     assert stranger.drain() == []
+
+
+# --- Concurrency (PostgreSQL: real row locks between connections) -------------
+
+
+def _in_threads(count: int, target) -> list:
+    """Run ``target(index)`` in ``count`` threads started together; results or exceptions."""
+    import threading
+
+    from django.db import connection
+
+    barrier = threading.Barrier(count)
+    results: list = [None] * count
+
+    def run(index: int) -> None:
+        try:
+            barrier.wait(timeout=10)
+            results[index] = target(index)
+        except Exception as exc:  # returned to the test, which asserts on it
+            results[index] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_claimers_receive_different_documents():
+    documents = DocumentFactory.create_batch(12)
+
+    def drain(index: int) -> list[int]:
+        claimed = []
+        while (document := services.document_claim_next(worker=f"w{index}")) is not None:
+            claimed.append(document.pk)
+        return claimed
+
+    results = _in_threads(4, drain)
+
+    claimed = [pk for result in results for pk in result]
+    assert sorted(claimed) == sorted(d.pk for d in documents)  # each exactly once
+    assert DocumentMetadata.objects.filter(status="processing", attempts=1).count() == 12
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_claim_skips_a_document_locked_by_a_claim_in_flight():
+    import threading
+
+    from django.db import connection
+
+    now = timezone.now()
+    first = DocumentFactory(uploaded_at=now - timedelta(minutes=2))
+    second = DocumentFactory(uploaded_at=now - timedelta(minutes=1))
+    locked, release = threading.Event(), threading.Event()
+    held = {}
+
+    def slow_claimer():
+        try:
+            with transaction.atomic():  # the claim's lock lasts until this commits
+                held["pk"] = services.document_claim_next(worker="slow").pk
+                locked.set()
+                release.wait(timeout=10)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=slow_claimer)
+    thread.start()
+    try:
+        assert locked.wait(timeout=10)
+        with transaction.atomic():
+            with connection.cursor() as cursor:  # fail instead of hanging if we block
+                cursor.execute("SET LOCAL lock_timeout = '2s'")
+            fast = services.document_claim_next(worker="fast")
+    finally:
+        release.set()
+        thread.join(timeout=10)
+
+    assert held["pk"] == first.pk
+    assert fast.pk == second.pk
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_reports_on_one_lease_cannot_both_win():
+    document = DocumentFactory(processing=True)
+    reports = [
+        {"status": "processed", "chunk_count": 5},
+        {"status": "failed", "error": "worker crashed"},
+    ]
+
+    results = _in_threads(
+        2,
+        lambda i: services.document_report_status(
+            document_id=document.pk, lease_id=document.lease_id, **reports[i]
+        ),
+    )
+
+    winners = [r for r in results if isinstance(r, DocumentMetadata)]
+    losers = [r for r in results if isinstance(r, InvalidTransitionError)]
+    assert (len(winners), len(losers)) == (1, 1)
+    document.refresh_from_db()
+    assert document.status == winners[0].status
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_identical_uploads_keep_one_document_and_one_file(settings):
+    user = UserFactory()
+    content = pdf_bytes(2)
+
+    results = _in_threads(
+        3, lambda i: services.document_upload(user=user, file=upload(f"copy{i}.pdf", content))
+    )
+
+    created = [r for r in results if isinstance(r, DocumentMetadata)]
+    refused = [r for r in results if isinstance(r, DuplicateDocumentError)]
+    assert (len(created), len(refused)) == (1, 2)
+    assert {r.extra["existing_document_id"] for r in refused} == {created[0].pk}
+    assert stored_files(settings) == [created[0].file_path]
