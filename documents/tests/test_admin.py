@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from documents.models import DocumentDeletion, DocumentMetadata, DocumentStatus
+from documents.tests.factories import DocumentFactory
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = reverse("admin:documents_documentmetadata_changelist")
+
+
+def test_changelist_filters_and_searches_in_constant_queries(
+    staff_client, django_assert_max_num_queries
+):
+    DocumentFactory.create_batch(5, failed=True)
+    wanted = DocumentFactory(filename="needle-report.pdf")
+
+    with django_assert_max_num_queries(12):
+        response = staff_client.get(CHANGELIST, {"status__exact": "pending", "q": "needle"})
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "needle-report.pdf" in html
+    assert wanted.user.email in html
+    assert staff_client.get(CHANGELIST, {"q": wanted.user.email}).status_code == 200
+    change = reverse("admin:documents_documentmetadata_change", args=[wanted.pk])
+    assert staff_client.get(change).status_code == 200
+
+
+def test_requeue_action_goes_through_the_service(staff_client):
+    stuck = DocumentFactory(processing=True, attempts=3)
+    done = DocumentFactory(processed_ok=True)
+
+    response = staff_client.post(
+        CHANGELIST, {"action": "requeue", "_selected_action": [stuck.pk, done.pk]}, follow=True
+    )
+
+    assert response.status_code == 200
+    stuck.refresh_from_db()
+    done.refresh_from_db()
+    assert (stuck.status, stuck.attempts, stuck.lease_id) == ("pending", 0, None)
+    assert done.status == DocumentStatus.PROCESSED  # refused, reported as skipped
+    assert "Skipped" in response.content.decode()
+
+
+def test_mark_failed_action(staff_client):
+    pending = DocumentFactory()
+
+    staff_client.post(CHANGELIST, {"action": "mark_failed", "_selected_action": [pending.pk]})
+
+    pending.refresh_from_db()
+    assert pending.status == DocumentStatus.FAILED
+    assert pending.processing_error.startswith("Marked failed by")
+
+
+def test_admin_delete_records_the_deletion(staff_client):
+    document = DocumentFactory()
+
+    staff_client.post(
+        CHANGELIST,
+        {"action": "delete_selected", "_selected_action": [document.pk], "post": "yes"},
+    )
+
+    assert not DocumentMetadata.objects.exists()
+    assert DocumentDeletion.objects.get().document_id == document.pk
