@@ -89,6 +89,10 @@ _KIND_LABELS = {
     "BINARY": "binary data",
 }
 DOCX_PARTS = frozenset({"[Content_Types].xml", "word/document.xml"})
+# Word files hold tens of parts; a zip of countless tiny entries would make
+# zipfile build a huge directory in memory, so it is refused before that.
+MAX_DOCX_PARTS = 5_000
+_ZIP_END_RECORD = b"PK\x05\x06"
 _SEPARATORS = re.compile(r"[/\\]")
 
 
@@ -269,6 +273,11 @@ def pdf_page_count(file: File) -> int:
 
 
 def check_docx(file: File) -> None:
+    entries = zip_entry_count(file)
+    if entries is None:
+        raise CorruptFileError("The DOCX file is damaged (not a readable zip archive).")
+    if entries > MAX_DOCX_PARTS:
+        raise UnsupportedFileTypeError("The zip archive has too many parts for a Word document.")
     file.seek(0)
     try:
         with zipfile.ZipFile(file) as archive:
@@ -277,3 +286,17 @@ def check_docx(file: File) -> None:
         raise CorruptFileError("The DOCX file is damaged (not a readable zip archive).") from None
     if not names >= DOCX_PARTS:
         raise UnsupportedFileTypeError("The zip archive is not a Word (DOCX) document.")
+
+
+def zip_entry_count(file: File) -> int | None:
+    """Entries announced by the zip's end record (read from the last 64 KiB), or None."""
+    file.seek(0, os.SEEK_END)
+    size = file.tell()
+    tail_length = min(size, 0xFFFF + 22)
+    file.seek(size - tail_length)
+    tail = file.read(tail_length)
+    file.seek(0)
+    at = tail.rfind(_ZIP_END_RECORD)
+    if at < 0 or len(tail) - at < 22:
+        return None
+    return int.from_bytes(tail[at + 10 : at + 12], "little")

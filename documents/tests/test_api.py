@@ -393,6 +393,7 @@ def test_owner_downloads_the_original(auth_client, user):
     assert response.status_code == 200
     assert b"".join(response.streaming_content) == content
     assert response["Content-Type"] == "application/pdf"
+    assert response["Content-Length"] == str(len(content))
     assert response["Content-Disposition"].startswith("attachment;")
     assert "guide.pdf" in response["Content-Disposition"]
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import zipfile
 
 import pytest
 from django.core.files.base import ContentFile
 
 from documents import uploads
-from documents.errors import CorruptFileError, FileTooLargeError
+from documents.errors import CorruptFileError, FileTooLargeError, UnsupportedFileTypeError
 from documents.tests.factories import docx_bytes, pdf_bytes
 
 
@@ -58,6 +59,20 @@ def test_truncated_pdf_is_corrupt():
     content = pdf_bytes(2)
     with pytest.raises(CorruptFileError):
         uploads.pdf_page_count(ContentFile(content[:40]))
+
+
+def test_docx_with_too_many_parts_is_refused_before_zipfile_reads_it(settings):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for index in range(uploads.MAX_DOCX_PARTS + 1):
+            archive.writestr(f"p{index}", b"")
+    content = ContentFile(buffer.getvalue())
+
+    assert uploads.zip_entry_count(content) == uploads.MAX_DOCX_PARTS + 1
+    with pytest.raises(UnsupportedFileTypeError, match="too many parts"):
+        uploads.check_docx(content)
+    assert uploads.zip_entry_count(ContentFile(docx_bytes())) == 2
+    assert uploads.zip_entry_count(ContentFile(b"PK\x03\x04 no end record")) is None
 
 
 def _feed(handler, parts: list[tuple[str, bytes]]):
