@@ -263,10 +263,22 @@ class MessageUpdateInputSerializer(serializers.Serializer):
         return attrs
 
 
+MAX_MESSAGE_ID = 2**63 - 1
+
+
 class HistoryQuerySerializer(serializers.Serializer):
-    before = serializers.IntegerField(required=False, min_value=1)
-    after = serializers.IntegerField(required=False, min_value=1)
-    limit = serializers.IntegerField(required=False, min_value=1)
+    before = serializers.IntegerField(
+        required=False, min_value=0, max_value=MAX_MESSAGE_ID, help_text="A message id."
+    )
+    after = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=MAX_MESSAGE_ID,
+        help_text="A message id; 0 starts from the oldest message.",
+    )
+    limit = serializers.IntegerField(
+        required=False, min_value=1, help_text="Capped at the server's maximum."
+    )
     format = serializers.ChoiceField(choices=["json", "openai"], required=False, default="json")
 
     def validate(self, attrs):
