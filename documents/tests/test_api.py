@@ -641,3 +641,26 @@ def test_deletion_feed_is_written_by_the_delete_route(auth_client, user, worker_
 
     assert DocumentDeletion.objects.get().document_id == document.pk
     assert worker_client.get(DELETIONS).json()["results"][0]["document_id"] == document.pk
+
+
+# --- OpenAPI --------------------------------------------------------------------
+
+
+def test_schema_describes_the_upload_as_multipart_and_the_download_as_binary(tmp_path):
+    import yaml
+    from django.core.management import call_command
+
+    target = tmp_path / "schema.yaml"
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(target))
+    paths = yaml.safe_load(target.read_text())["paths"]
+
+    upload_op = paths["/api/documents/"]["post"]
+    assert list(upload_op["requestBody"]["content"]) == ["multipart/form-data"]
+    assert {"201", "409", "413", "415"} <= set(upload_op["responses"])
+    download = paths["/api/documents/{id}/file/"]["get"]["responses"]["200"]["content"]
+    assert download["application/pdf"]["schema"] == {"type": "string", "format": "binary"}
+    claim = paths["/api/documents/jobs/claim/"]["post"]
+    assert {"200", "204"} <= set(claim["responses"])
+    assert claim["security"] == [{"serviceToken": []}]
+    assert {"409"} <= set(paths["/api/documents/{id}/status/"]["post"]["responses"])
+    assert "/api/documents/deletions/" in paths
