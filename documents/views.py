@@ -13,7 +13,6 @@ from config.parsers import JSONParser
 from config.schema import VALIDATION_ERROR, error_response
 from documents import selectors, services
 from documents.errors import DocumentFileMissingError
-from documents.models import DocumentMetadata
 from documents.serializers import (
     ClaimInputSerializer,
     ClaimOutputSerializer,
@@ -46,7 +45,6 @@ def _validated(serializer_class, data) -> dict:
 class DocumentViewSet(viewsets.GenericViewSet):
     """The signed-in user's own documents. Another user's document is a 404."""
 
-    queryset = DocumentMetadata.objects.none()  # for the schema's path types only
     permission_classes = [EndUserOnly]
     # Only multipart uploads are parsed here; the other routes read no body.
     parser_classes = [DocumentUploadParser]
@@ -153,7 +151,6 @@ class DocumentViewSet(viewsets.GenericViewSet):
 class DocumentJobViewSet(viewsets.GenericViewSet):
     """The processing protocol, for the AI service (service token, `documents:process`)."""
 
-    queryset = DocumentMetadata.objects.none()  # for the schema's path types only
     permission_classes = [ScopedServiceOnly]
     parser_classes = [JSONParser]
     service_scopes = {
