@@ -32,7 +32,7 @@ class DocumentMetadataAdmin(admin.ModelAdmin):
     list_select_related = ("user",)
     date_hierarchy = "uploaded_at"
     ordering = ("-uploaded_at", "-id")
-    actions = ["requeue", "mark_failed"]
+    actions = ["requeue", "mark_failed", "release_expired_leases"]
 
     def get_readonly_fields(self, request, obj=None):
         return [field.name for field in self.model._meta.fields]
@@ -59,6 +59,15 @@ class DocumentMetadataAdmin(admin.ModelAdmin):
             )
 
         self._apply(request, queryset, fail, "Marked failed")
+
+    @admin.action(description="Release every expired lease (the cron command's sweep)")
+    def release_expired_leases(self, request, queryset):
+        result = services.document_requeue_expired()
+        self.message_user(
+            request,
+            f"Expired leases: {result.requeued} requeued, {result.failed} failed.",
+            messages.SUCCESS,
+        )
 
     def _apply(self, request, queryset, action, verb: str) -> None:
         done, refused = 0, []

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from documents.models import DocumentDeletion, DocumentMetadata, DocumentStatus
 from documents.tests.factories import DocumentFactory
@@ -53,6 +56,25 @@ def test_mark_failed_action(staff_client):
     pending.refresh_from_db()
     assert pending.status == DocumentStatus.FAILED
     assert pending.processing_error.startswith("Marked failed by")
+
+
+def test_release_expired_leases_action(staff_client):
+    expired = DocumentFactory(processing=True)
+    live = DocumentFactory(processing=True)
+    DocumentMetadata.objects.filter(pk=expired.pk).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+
+    response = staff_client.post(
+        CHANGELIST,
+        {"action": "release_expired_leases", "_selected_action": [live.pk]},
+        follow=True,
+    )
+
+    assert "1 requeued, 0 failed" in response.content.decode()
+    expired.refresh_from_db()
+    live.refresh_from_db()
+    assert (expired.status, live.status) == ("pending", "processing")
 
 
 def test_admin_delete_records_the_deletion(staff_client):
