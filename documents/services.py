@@ -333,7 +333,7 @@ def document_reprocess(*, user, document_id: int) -> DocumentMetadata:
 def document_requeue(*, document_id: int) -> DocumentMetadata:
     """Operator: put a failed or stuck (processing) document back in the queue.
 
-    Attempts are reset; a worker still holding the lease gets ``lease_expired``.
+    Attempts are reset; the next report of a worker that held the lease is a 409.
     """
     document = _locked(document_id)
     _require_status(document, {Status.FAILED, Status.PROCESSING}, "requeued")
