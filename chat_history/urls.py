@@ -10,7 +10,9 @@ from chat_history.views import (
 
 app_name = "chat_history"
 
-router = SimpleRouter()
+# Path converters (uuid, int) rather than regexes: the URL resolver types the
+# lookups, so the schema knows them too.
+router = SimpleRouter(use_regex_path=False)
 router.register("sessions", ChatSessionViewSet, basename="session")
 router.register("messages", ChatMessageViewSet, basename="message")
 

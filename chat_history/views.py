@@ -24,7 +24,6 @@ from rest_framework.response import Response
 
 from chat_history import selectors, services
 from chat_history.exports import EXPORTERS
-from chat_history.models import ChatMessage, ChatSession
 from chat_history.serializers import (
     ExportQuerySerializer,
     HistoryQuerySerializer,
@@ -51,7 +50,6 @@ from users.models import Scope
 from users.permissions import EndUserOnly, EndUserOrScopedService
 
 READ, WRITE = Scope.CHAT_READ, Scope.CHAT_WRITE
-UUID_PATTERN = r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
@@ -129,9 +127,8 @@ class ChatSessionViewSet(viewsets.GenericViewSet):
         "destroy": WRITE,
         "create_message": WRITE,
     }
-    queryset = ChatSession.objects.none()  # only tells the schema the lookup's type
     lookup_field = "session_id"
-    lookup_value_regex = UUID_PATTERN
+    lookup_value_converter = "uuid"
     content_negotiation_class = FormatParamNegotiation
 
     @extend_schema(
@@ -255,8 +252,8 @@ class ChatMessageViewSet(viewsets.GenericViewSet):
         "partial_update": WRITE,
         "destroy": WRITE,
     }
-    queryset = ChatMessage.objects.none()  # only tells the schema the lookup's type
-    lookup_value_regex = r"[0-9]{1,18}"
+    lookup_url_kwarg = "message_id"
+    lookup_value_converter = "int"
 
     @extend_schema(
         summary="Add a message to a session named in the body",
@@ -274,23 +271,25 @@ class ChatMessageViewSet(viewsets.GenericViewSet):
         return _create_message(request, session_id=data["session_id"], data=data)
 
     @extend_schema(summary="Get a message", responses=MessageSerializer)
-    def retrieve(self, request, pk):
-        return Response(message_data(selectors.message_get(actor=request.user, message_id=pk)))
+    def retrieve(self, request, message_id):
+        return Response(
+            message_data(selectors.message_get(actor=request.user, message_id=message_id))
+        )
 
     @extend_schema(
         summary="Edit a message's content or merge into its metadata",
         request=MessageUpdateInputSerializer,
         responses=MessageSerializer,
     )
-    def partial_update(self, request, pk):
+    def partial_update(self, request, message_id):
         data = _validated(MessageUpdateInputSerializer, request.data)
-        message = selectors.message_get(actor=request.user, message_id=pk)
+        message = selectors.message_get(actor=request.user, message_id=message_id)
         message = services.chat_message_update(actor=request.user, message=message, **data)
         return Response(message_data(message))
 
     @extend_schema(summary="Delete a message", responses={204: _NO_CONTENT})
-    def destroy(self, request, pk):
-        message = selectors.message_get(actor=request.user, message_id=pk)
+    def destroy(self, request, message_id):
+        message = selectors.message_get(actor=request.user, message_id=message_id)
         services.chat_message_delete(actor=request.user, message=message)
         return Response(status=status.HTTP_204_NO_CONTENT)
 

@@ -181,8 +181,10 @@ def test_unknown_ids_are_not_found(auth_client):
         response = auth_client.get(url)
         assert response.status_code == 404
         assert response.json()["code"] == "session_not_found"
-    response = auth_client.get(_url("message-detail", 10**17))
-    assert response.json()["code"] == "message_not_found"
+    for message_id in (10**17, 10**30):  # beyond the id column's range too
+        response = auth_client.get(_url("message-detail", message_id))
+        assert response.status_code == 404
+        assert response.json()["code"] == "message_not_found"
     assert auth_client.get("/api/chat-history/sessions/not-a-uuid/").status_code == 404
     assert auth_client.get("/api/chat-history/messages/12abc/").status_code == 404
 
