@@ -133,7 +133,9 @@ class ClaimOutputSerializer(serializers.Serializer):
     file_type = serializers.ChoiceField(choices=FileType.choices)
     file_size = serializers.IntegerField()
     download_url = serializers.HyperlinkedIdentityField(
-        view_name="documents:document-file", help_text="GET it with the same service token."
+        view_name="documents:document-file",
+        lookup_url_kwarg="document_id",
+        help_text="GET it with the same service token.",
     )
     qdrant_collection = serializers.CharField()
     lease_id = serializers.UUIDField(help_text="Send it with every status report.")

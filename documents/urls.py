@@ -11,18 +11,18 @@ urlpatterns = [
         name="document-list",
     ),
     path(
-        "<int:pk>/",
+        "<int:document_id>/",
         DocumentViewSet.as_view({"get": "retrieve", "delete": "destroy"}),
         name="document-detail",
     ),
-    path("<int:pk>/file/", DocumentViewSet.as_view({"get": "file"}), name="document-file"),
+    path("<int:document_id>/file/", DocumentViewSet.as_view({"get": "file"}), name="document-file"),
     path(
-        "<int:pk>/reprocess/",
+        "<int:document_id>/reprocess/",
         DocumentViewSet.as_view({"post": "reprocess"}),
         name="document-reprocess",
     ),
     path(
-        "<int:pk>/status/",
+        "<int:document_id>/status/",
         DocumentJobViewSet.as_view({"post": "report_status"}),
         name="document-status",
     ),

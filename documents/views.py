@@ -97,8 +97,8 @@ class DocumentViewSet(viewsets.GenericViewSet):
         )
 
     @extend_schema(summary="A document's metadata", responses=DocumentDetailSerializer)
-    def retrieve(self, request, pk: int):
-        document = selectors.document_get(user=request.user, document_id=pk)
+    def retrieve(self, request, document_id: int):
+        document = selectors.document_get(user=request.user, document_id=document_id)
         return Response(DocumentDetailSerializer(document).data)
 
     @extend_schema(
@@ -107,8 +107,8 @@ class DocumentViewSet(viewsets.GenericViewSet):
         "so the AI service drops its vectors.",
         responses={204: OpenApiResponse(description="Deleted.")},
     )
-    def destroy(self, request, pk: int):
-        services.document_delete(user=request.user, document_id=pk)
+    def destroy(self, request, document_id: int):
+        services.document_delete(user=request.user, document_id=document_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
@@ -122,8 +122,8 @@ class DocumentViewSet(viewsets.GenericViewSet):
             for content_type in CONTENT_TYPES.values()
         },
     )
-    def file(self, request, pk: int):
-        document = selectors.document_get_for_file(actor=request.user, document_id=pk)
+    def file(self, request, document_id: int):
+        document = selectors.document_get_for_file(actor=request.user, document_id=document_id)
         try:
             handle = default_storage.open(document.file_path, "rb")
         except FileNotFoundError:
@@ -142,8 +142,8 @@ class DocumentViewSet(viewsets.GenericViewSet):
         request=None,
         responses={200: DocumentDetailSerializer, 409: _NOT_PROCESSING},
     )
-    def reprocess(self, request, pk: int):
-        document = services.document_reprocess(user=request.user, document_id=pk)
+    def reprocess(self, request, document_id: int):
+        document = services.document_reprocess(user=request.user, document_id=document_id)
         return Response(DocumentDetailSerializer(document).data)
 
 
@@ -193,9 +193,9 @@ class DocumentJobViewSet(viewsets.GenericViewSet):
             ),
         },
     )
-    def report_status(self, request, pk: int):
+    def report_status(self, request, document_id: int):
         data = _validated(StatusReportInputSerializer, request.data)
-        document = services.document_report_status(document_id=pk, **data)
+        document = services.document_report_status(document_id=document_id, **data)
         return Response(DocumentDetailSerializer(document).data)
 
     @extend_schema(

@@ -657,10 +657,10 @@ def test_schema_describes_the_upload_as_multipart_and_the_download_as_binary(tmp
     upload_op = paths["/api/documents/"]["post"]
     assert list(upload_op["requestBody"]["content"]) == ["multipart/form-data"]
     assert {"201", "409", "413", "415"} <= set(upload_op["responses"])
-    download = paths["/api/documents/{id}/file/"]["get"]["responses"]["200"]["content"]
+    download = paths["/api/documents/{document_id}/file/"]["get"]["responses"]["200"]["content"]
     assert download["application/pdf"]["schema"] == {"type": "string", "format": "binary"}
     claim = paths["/api/documents/jobs/claim/"]["post"]
     assert {"200", "204"} <= set(claim["responses"])
     assert claim["security"] == [{"serviceToken": []}]
-    assert {"409"} <= set(paths["/api/documents/{id}/status/"]["post"]["responses"])
+    assert {"409"} <= set(paths["/api/documents/{document_id}/status/"]["post"]["responses"])
     assert "/api/documents/deletions/" in paths
