@@ -222,8 +222,12 @@ class SessionUpdateInputSerializer(serializers.Serializer):
 
 class SessionListQuerySerializer(serializers.Serializer):
     archived = serializers.BooleanField(required=False)
-    search = serializers.CharField(required=False, max_length=200)
-    user_id = serializers.IntegerField(required=False, min_value=1)
+    search = serializers.CharField(
+        required=False, allow_blank=True, max_length=200, help_text="Part of the title."
+    )
+    user_id = serializers.IntegerField(
+        required=False, min_value=1, help_text="Service tokens only: one owner's sessions."
+    )
 
 
 class MessageCreateBodySerializer(serializers.Serializer):

@@ -288,6 +288,7 @@ def test_session_list_filters(auth_client, user):
         return {item["title"] for item in response.json()["results"]}
 
     assert titles("") == {"Qdrant tuning", "qdrant basics", "Other"}
+    assert titles("?search=") == {"Qdrant tuning", "qdrant basics", "Other"}
     assert titles("?archived=true") == {"Qdrant tuning"}
     assert titles("?archived=false") == {"qdrant basics", "Other"}
     assert titles("?search=QDRANT") == {"Qdrant tuning", "qdrant basics"}

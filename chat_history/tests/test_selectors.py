@@ -273,9 +273,9 @@ def test_search_finds_own_messages_and_titles_newest_first(user, other_user):
 
 
 def test_search_requires_every_word(user, session):
-    both, _ = add_messages(session, 2, content="{n}")
+    both, rag_only = add_messages(session, 2, content="{n}")
     ChatMessage.objects.filter(pk=both.pk).update(content="RAG pipeline with Qdrant")
-    ChatMessage.objects.filter(pk=_.pk).update(content="RAG only")
+    ChatMessage.objects.filter(pk=rag_only.pk).update(content="RAG only")
 
     assert [hit["message_id"] for hit in _search(user, "qdrant rag")] == [both.pk]
 
