@@ -296,6 +296,11 @@ CHAT_METADATA_MAX_BYTES = env.get_int("CHAT_METADATA_MAX_BYTES", 16 * 1024, mini
 CHAT_HISTORY_DEFAULT_LIMIT = env.get_int("CHAT_HISTORY_DEFAULT_LIMIT", 100, minimum=1)
 CHAT_HISTORY_MAX_LIMIT = env.get_int("CHAT_HISTORY_MAX_LIMIT", 500, minimum=1)
 
+# --- Benchmarks ---------------------------------------------------------------
+# Adds /api/bench/ceiling/ (a plain Django JSON view, no auth) for `make bench`
+# to measure the framework ceiling. Never enable it in production.
+BENCH_ENDPOINTS = env.get_bool("BENCH_ENDPOINTS", default=False)
+
 # --- Documents ----------------------------------------------------------------
 DOCUMENT_MAX_UPLOAD_SIZE = env.get_int("DOCUMENT_MAX_UPLOAD_SIZE", 20 * 1024 * 1024, minimum=1)
 DOCUMENT_LEASE_SECONDS = env.get_int("DOCUMENT_LEASE_SECONDS", 600, minimum=1)

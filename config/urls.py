@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -12,10 +13,13 @@ urlpatterns = [
     path("api/users/", include("users.urls")),
     path("api/chat-history/", include("chat_history.urls")),
     path("api/documents/", include("documents.urls")),
-    # Unknown API routes answer in JSON even with DEBUG on (Django's debug 404
-    # page is HTML and ignores handler404).
-    re_path(r"^api/", views.not_found, name="api-not-found"),
 ]
+if settings.BENCH_ENDPOINTS:
+    # The framework ceiling of `make bench`: off unless BENCH_ENDPOINTS=True.
+    urlpatterns.append(path("api/bench/ceiling/", views.bench_ceiling, name="bench-ceiling"))
+# Unknown API routes answer in JSON even with DEBUG on (Django's debug 404
+# page is HTML and ignores handler404).
+urlpatterns.append(re_path(r"^api/", views.not_found, name="api-not-found"))
 
 handler400 = "config.views.bad_request"
 handler403 = "config.views.permission_denied"

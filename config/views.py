@@ -48,6 +48,15 @@ class HealthView(APIView):
         )
 
 
+def bench_ceiling(request):
+    """A plain Django view with no auth, routed only with BENCH_ENDPOINTS=True.
+
+    ``make bench`` measures it as the framework ceiling: what the same server,
+    middleware and JSON rendering cost with no DRF, authentication or query.
+    """
+    return JsonResponse({"status": "ok", "service": "chatbot"})
+
+
 def _json_error(status_code: int, detail: str, code: str) -> JsonResponse:
     return JsonResponse(error_body(detail, code), status=status_code)
 

@@ -65,3 +65,37 @@ def test_error_handlers_return_the_shared_shape(rf):
     response = views.server_error(request)
     assert response.status_code == 500
     assert b"Traceback" not in response.content
+
+
+@pytest.fixture
+def bench_urls(settings):
+    """Reload the URL conf with BENCH_ENDPOINTS on; restore it afterwards."""
+    import importlib
+
+    from django.urls import clear_url_caches
+
+    import config.urls
+
+    settings.BENCH_ENDPOINTS = True
+    clear_url_caches()
+    importlib.reload(config.urls)
+    yield
+    settings.BENCH_ENDPOINTS = False
+    clear_url_caches()
+    importlib.reload(config.urls)
+
+
+def test_bench_ceiling_is_not_routed_by_default(client):
+    response = client.get("/api/bench/ceiling/")
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+
+
+@pytest.mark.usefixtures("bench_urls")
+def test_bench_ceiling_answers_without_credentials_when_enabled(client, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        response = client.get(reverse("bench-ceiling"))
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "service": "chatbot"}
+    # The catch-all still follows it.
+    assert client.get("/api/bench/nope/").json()["code"] == "not_found"
