@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from config.errors import ConflictError, NotFoundError
+from config.errors import ConflictError, DomainError, NotFoundError
 
 
 class SessionNotFoundError(NotFoundError):
@@ -25,3 +25,11 @@ class IdempotencyConflictError(ConflictError):
         "This client_message_id / Idempotency-Key was already used in this session "
         "for a message with a different role or content."
     )
+
+
+class RealtimeUnavailableError(DomainError):
+    """The channel layer is down; a relay-only request cannot do its job."""
+
+    status_code = 503
+    code = "realtime_unavailable"
+    default_detail = "The real-time channel is unavailable; nothing was relayed."

@@ -9,14 +9,18 @@ Called only by ``chat_history.services``. Payloads reuse ``message_data`` and
   when the title, archived or pinned flag changes.
 - owner's group (``user_group(user_id)``): ``session.created`` and
   ``session.updated`` ``{type, session}`` (a new message updates the list item
-  too), ``session.deleted`` ``{type, session_id}``.
+  too), ``session.deleted`` ``{type, session_id}`` (also to the session's group,
+  whose sockets then close).
+- streaming, published at once and never stored: ``assistant.delta``
+  ``{type, session_id, stream_id, delta, seq}`` and ``assistant.typing``
+  ``{type, session_id, stream_id, typing}`` to the session's group.
 """
 
 from __future__ import annotations
 
 from chat_history.models import ChatMessage, ChatSession
 from chat_history.serializers import message_data, session_data
-from config.realtime import publish_on_commit, session_group, user_group
+from config.realtime import publish, publish_on_commit, session_group, user_group
 
 
 def _message_event(kind: str, message: ChatMessage) -> None:
@@ -58,4 +62,33 @@ def session_updated(session: ChatSession, *, to_session_group: bool) -> None:
 
 
 def session_deleted(*, user_id: int, session_id: str) -> None:
-    publish_on_commit(user_group(user_id), {"type": "session.deleted", "session_id": session_id})
+    event = {"type": "session.deleted", "session_id": session_id}
+    publish_on_commit(user_group(user_id), event)
+    publish_on_commit(session_group(session_id), event)
+
+
+def assistant_delta(*, session: ChatSession, stream_id: str, delta: str, seq: int | None) -> bool:
+    session_id = str(session.session_id)
+    return publish(
+        session_group(session_id),
+        {
+            "type": "assistant.delta",
+            "session_id": session_id,
+            "stream_id": stream_id,
+            "delta": delta,
+            "seq": seq,
+        },
+    )
+
+
+def assistant_typing(*, session: ChatSession, stream_id: str, typing: bool) -> bool:
+    session_id = str(session.session_id)
+    return publish(
+        session_group(session_id),
+        {
+            "type": "assistant.typing",
+            "session_id": session_id,
+            "stream_id": stream_id,
+            "typing": typing,
+        },
+    )

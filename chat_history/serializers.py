@@ -28,6 +28,9 @@ from chat_history.models import (
 if TYPE_CHECKING:
     from chat_history.selectors import HistoryPage
 
+# A streamed piece is a few tokens; this only stops abuse of the relay.
+STREAM_DELTA_MAX_LENGTH = 16_000
+
 # --- The one JSON shape of each object ----------------------------------------
 
 
@@ -246,6 +249,36 @@ class MessageCreateBodySerializer(serializers.Serializer):
         max_length=128,
         help_text="The stream this final message completes; kept as metadata.stream_id.",
     )
+
+
+class StreamInputSerializer(serializers.Serializer):
+    """The body of ``POST sessions/{session_id}/stream/``: a piece of a reply."""
+
+    stream_id = serializers.CharField(
+        max_length=128, help_text="Names the reply; the final message carries it too."
+    )
+    delta = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        max_length=STREAM_DELTA_MAX_LENGTH,
+        help_text="The next piece of text, relayed as `assistant.delta`.",
+    )
+    seq = serializers.IntegerField(
+        required=False, min_value=0, help_text="Optional position of this piece, echoed back."
+    )
+    typing = serializers.BooleanField(
+        required=False, help_text="Relayed as `assistant.typing` (true while generating)."
+    )
+
+    def validate(self, attrs):
+        if "delta" not in attrs and "typing" not in attrs:
+            raise serializers.ValidationError("Send a delta, a typing flag, or both.")
+        return attrs
+
+
+class StreamAcceptedSerializer(serializers.Serializer):
+    relayed = serializers.BooleanField()
 
 
 class MessageCreateInputSerializer(MessageCreateBodySerializer):

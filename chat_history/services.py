@@ -19,7 +19,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import Case, F, Q, Value, When
 
 from chat_history import events
-from chat_history.errors import IdempotencyConflictError, MessageNotFoundError, SessionNotFoundError
+from chat_history.errors import (
+    IdempotencyConflictError,
+    MessageNotFoundError,
+    RealtimeUnavailableError,
+    SessionNotFoundError,
+)
 from chat_history.models import (
     CLIENT_MESSAGE_ID_MAX_LENGTH,
     PREVIEW_MAX_LENGTH,
@@ -346,6 +351,38 @@ def chat_message_delete(*, actor, message: ChatMessage) -> None:
     session.refresh_from_db(fields=_SESSION_SUMMARY_FIELDS)
     events.message_deleted(session=session, message_id=message.pk)
     events.session_updated(session, to_session_group=False)
+
+
+# --- Streaming ------------------------------------------------------------------
+
+
+def chat_stream_relay(
+    *,
+    actor,
+    session: ChatSession,
+    stream_id: str,
+    delta: str | None = None,
+    typing: bool | None = None,
+    seq: int | None = None,
+) -> None:
+    """Relay part of an assistant reply (and/or a typing flag) to the session's sockets.
+
+    Nothing is stored: the final text is saved later as an ordinary message
+    carrying the same ``stream_id``, which clients use to replace the streamed
+    text. Raises ``RealtimeUnavailableError`` (503) when the channel layer is
+    down, since relaying is this call's whole purpose.
+    """
+    if not _is_service(actor):
+        raise PermissionDenied("Only the AI service may stream replies.")
+    _ensure_may_write(actor, session)
+    if typing is not None and not events.assistant_typing(
+        session=session, stream_id=stream_id, typing=typing
+    ):
+        raise RealtimeUnavailableError()
+    if delta is not None and not events.assistant_delta(
+        session=session, stream_id=stream_id, delta=delta, seq=seq
+    ):
+        raise RealtimeUnavailableError()
 
 
 # --- Validation -----------------------------------------------------------------

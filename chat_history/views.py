@@ -40,6 +40,8 @@ from chat_history.serializers import (
     SessionSerializer,
     SessionUpdateInputSerializer,
     StatsSerializer,
+    StreamAcceptedSerializer,
+    StreamInputSerializer,
     history_data,
     message_data,
     openai_message_data,
@@ -47,7 +49,7 @@ from chat_history.serializers import (
 )
 from config.schema import error_response
 from users.models import Scope
-from users.permissions import EndUserOnly, EndUserOrScopedService
+from users.permissions import EndUserOnly, EndUserOrScopedService, ScopedServiceOnly
 
 READ, WRITE = Scope.CHAT_READ, Scope.CHAT_WRITE
 
@@ -126,6 +128,7 @@ class ChatSessionViewSet(viewsets.GenericViewSet):
         "partial_update": WRITE,
         "destroy": WRITE,
         "create_message": WRITE,
+        "stream": WRITE,
     }
     lookup_field = "session_id"
     lookup_value_converter = "uuid"
@@ -214,6 +217,26 @@ class ChatSessionViewSet(viewsets.GenericViewSet):
     def create_message(self, request, session_id):
         data = _validated(MessageCreateBodySerializer, request.data)
         return _create_message(request, session_id=session_id, data=data)
+
+    @extend_schema(
+        summary="Relay a piece of a streamed assistant reply (service only)",
+        description=(
+            "Relays `delta` to every socket of the session as an `assistant.delta` event "
+            "(and `typing` as `assistant.typing`). Nothing is stored: save the final reply "
+            "afterwards as an ordinary message with the same `stream_id`."
+        ),
+        request=StreamInputSerializer,
+        responses={
+            202: StreamAcceptedSerializer,
+            503: error_response("The channel layer is down (code realtime_unavailable)."),
+        },
+    )
+    @action(detail=True, methods=["post"], permission_classes=[ScopedServiceOnly])
+    def stream(self, request, session_id):
+        data = _validated(StreamInputSerializer, request.data)
+        session = selectors.session_get(actor=request.user, session_id=session_id)
+        services.chat_stream_relay(actor=request.user, session=session, **data)
+        return Response({"relayed": True}, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
         summary="Download the whole conversation",

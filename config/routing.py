@@ -1,7 +1,10 @@
-from django.urls import path
+from django.urls import path, re_path
 
-from config.websocket import UserEventsConsumer
+from chat_history.routing import websocket_urlpatterns as chat_patterns
+from config.websocket import UnknownRouteConsumer, UserEventsConsumer
 
 websocket_urlpatterns = [
     path("ws/events/", UserEventsConsumer.as_asgi()),
+    *chat_patterns,
+    re_path(r"", UnknownRouteConsumer.as_asgi()),
 ]

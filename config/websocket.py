@@ -152,3 +152,10 @@ class UserEventsConsumer(RealtimeConsumer):
         if getattr(self.principal, "is_service", False):
             return await self.refuse(CloseCode.FORBIDDEN)
         return await self.admit(user_group(self.principal.pk))
+
+
+class UnknownRouteConsumer(RealtimeConsumer):
+    """Any other ``ws/`` path: refused with 4404 rather than a dropped handshake."""
+
+    async def connect(self):
+        return await self.refuse(CloseCode.NOT_FOUND)

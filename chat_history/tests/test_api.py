@@ -397,8 +397,10 @@ def test_delete_session_removes_its_messages(
     assert response.status_code == 204
     assert not ChatSession.objects.filter(pk=session.pk).exists()
     assert list(ChatMessage.objects.all()) == kept
+    deleted = {"type": "session.deleted", "session_id": str(session.session_id)}
     assert published == [
-        (user_group(user.pk), {"type": "session.deleted", "session_id": str(session.session_id)})
+        (user_group(user.pk), deleted),
+        (session_group(session.session_id), deleted),
     ]
     assert auth_client.get(session_url(session)).status_code == 404
 

@@ -134,11 +134,10 @@ def test_session_delete_removes_messages_in_constant_queries(
 
     assert not ChatSession.objects.filter(pk=session.pk).exists()
     assert list(ChatMessage.objects.order_by("id")) == kept
+    deleted = {"type": "session.deleted", "session_id": str(session.session_id)}
     assert published == [
-        (
-            user_group(session.user_id),
-            {"type": "session.deleted", "session_id": str(session.session_id)},
-        )
+        (user_group(session.user_id), deleted),
+        (session_group(session.session_id), deleted),
     ]
 
 

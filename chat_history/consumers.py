@@ -1,0 +1,186 @@
+"""``ws/chat/<session_id>/``: one chat session, live.
+
+Who may connect: the session's owner (JWT access token) and services with
+``chat:read``. Everyone connected receives the session's events (see
+``chat_history.events``) and ``presence`` whenever someone joins or leaves.
+
+What a client may send (JSON text frames):
+
+- ``{"type": "message", "content": ..., "client_message_id": ..., "role"?,
+  "metadata"?, "stream_id"?}``: saved exactly like a REST create (same
+  validation, same idempotency; ``role`` defaults to ``user``, and only a
+  service with ``chat:write`` may write to another user's session). The
+  sender gets ``message.ack`` ``{client_message_id, message_id, created}``;
+  everyone, the sender included, gets ``message.created``. A retry with the
+  same ``client_message_id`` is acknowledged with ``created: false`` and
+  broadcasts nothing.
+- ``{"type": "assistant.delta", "stream_id", "delta", "seq"?}`` and
+  ``{"type": "assistant.typing", "stream_id", "typing"}``: services with
+  ``chat:write`` only; relayed to everyone, never stored.
+- ``{"type": "ping"}`` -> ``{"type": "pong"}``.
+
+Errors come back as ``{"type": "error", "code", "detail", "errors"?}`` and never
+close the socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from channels.db import database_sync_to_async
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils import timezone
+from rest_framework import serializers as drf_serializers
+
+from chat_history import selectors, services
+from chat_history.errors import SessionNotFoundError
+from chat_history.models import Role
+from chat_history.serializers import MessageCreateBodySerializer, StreamInputSerializer
+from config import presence
+from config.errors import DomainError
+from config.realtime import RELAY_TYPE, session_group
+from config.websocket import CloseCode, RealtimeConsumer
+from users.models import Scope
+
+logger = logging.getLogger(__name__)
+
+
+def _session_for(principal, session_id: str):
+    try:
+        return selectors.session_get(actor=principal, session_id=session_id)
+    except SessionNotFoundError:
+        return None
+
+
+class ChatSessionConsumer(RealtimeConsumer):
+    session = None
+    _heartbeat: asyncio.Task | None = None
+
+    async def connect(self):
+        principal = self.principal
+        if not principal.is_authenticated:
+            return await self.refuse(CloseCode.UNAUTHENTICATED)
+        if getattr(principal, "is_service", False) and not principal.has_scope(Scope.CHAT_READ):
+            return await self.refuse(CloseCode.FORBIDDEN)
+        session_id = self.scope["url_route"]["kwargs"]["session_id"]
+        self.session = await database_sync_to_async(_session_for)(principal, session_id)
+        if self.session is None:
+            return await self.refuse(CloseCode.NOT_FOUND)
+        self.group = session_group(self.session.session_id)
+        if not await self.admit(self.group):
+            return None
+        await self._presence_changed(joined=True)
+        self._heartbeat = asyncio.get_running_loop().create_task(self._keep_presence())
+        return None
+
+    async def disconnect(self, code):
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+        if self.joined:
+            await self._presence_changed(joined=False)
+        await super().disconnect(code)
+
+    # --- presence ---------------------------------------------------------------
+
+    def _member(self) -> dict:
+        principal = self.principal
+        if getattr(principal, "is_service", False):
+            who = {"kind": "service", "name": principal.token.name}
+        else:
+            who = {"kind": "user", "user_id": principal.pk}
+        return {
+            **who,
+            "connection_id": self.channel_name[-12:],
+            "connected_at": timezone.now().isoformat(),
+        }
+
+    async def _presence_changed(self, *, joined: bool) -> None:
+        key = str(self.session.session_id)
+        try:
+            if joined:
+                await presence.registry().join(key, self.channel_name, self._member())
+            else:
+                await presence.registry().leave(key, self.channel_name)
+            members = await presence.registry().members(key)
+            await self.channel_layer.group_send(
+                self.group,
+                {
+                    "type": RELAY_TYPE,
+                    "event": {"type": "presence", "session_id": key, "connections": members},
+                },
+            )
+        except Exception:  # presence is a courtesy; the socket works without it
+            logger.warning("presence update failed for %s", key, exc_info=True)
+
+    async def _keep_presence(self) -> None:
+        key = str(self.session.session_id)
+        while True:
+            await asyncio.sleep(presence.HEARTBEAT_SECONDS)
+            with contextlib.suppress(Exception):
+                await presence.registry().touch(key, self.channel_name)
+
+    # --- events from the group ----------------------------------------------------
+
+    async def relay_event(self, message) -> None:
+        await super().relay_event(message)
+        if message["event"].get("type") == "session.deleted":
+            await self.close(code=CloseCode.NOT_FOUND)
+
+    # --- frames from the client -------------------------------------------------
+
+    async def receive_json(self, content, **kwargs):
+        handler = {
+            "message": self._receive_message,
+            "assistant.delta": self._receive_stream,
+            "assistant.typing": self._receive_stream,
+        }.get(content["type"])
+        if handler is None:
+            return await super().receive_json(content, **kwargs)
+        try:
+            return await handler(content)
+        except drf_serializers.ValidationError as exc:
+            return await self.send_error("invalid", "Invalid message.", errors=exc.detail)
+        except ValidationError as exc:
+            return await self.send_error("invalid", "Invalid message.", errors=exc.message_dict)
+        except PermissionDenied as exc:
+            return await self.send_error("permission_denied", str(exc) or "Not allowed.")
+        except DomainError as exc:
+            return await self.send_error(exc.code, exc.detail, **exc.extra)
+
+    async def _receive_message(self, content: dict) -> None:
+        body = {"role": Role.USER, **{k: v for k, v in content.items() if k != "type"}}
+        data = _validated(MessageCreateBodySerializer, body)
+        message, created = await database_sync_to_async(services.chat_message_create)(
+            actor=self.principal,
+            session=self.session,
+            role=data["role"],
+            content=data["content"],
+            metadata=data.get("metadata"),
+            client_message_id=data.get("client_message_id"),
+            stream_id=data.get("stream_id"),
+        )
+        await self.send_json(
+            {
+                "type": "message.ack",
+                "client_message_id": message.client_message_id,
+                "message_id": message.pk,
+                "created": created,
+            }
+        )
+
+    async def _receive_stream(self, content: dict) -> None:
+        body = {k: v for k, v in content.items() if k != "type"}
+        if content["type"] == "assistant.typing":
+            body.setdefault("typing", True)
+        data = _validated(StreamInputSerializer, body)
+        await database_sync_to_async(services.chat_stream_relay)(
+            actor=self.principal, session=self.session, **data
+        )
+
+
+def _validated(serializer_class, data: dict) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data

@@ -1,0 +1,8 @@
+from django.urls import path
+
+from chat_history.consumers import ChatSessionConsumer
+
+websocket_urlpatterns = [
+    # Any string: a malformed id is refused like an unknown one (close 4404).
+    path("ws/chat/<str:session_id>/", ChatSessionConsumer.as_asgi()),
+]
