@@ -112,3 +112,29 @@ async def test_bad_frames_get_an_error_event_not_a_disconnect(frame, code):
     await communicator.send_json_to({"type": "ping"})
     assert await communicator.receive_json_from() == {"type": "pong"}
     await communicator.disconnect()
+
+
+async def test_events_stream_carries_document_status_and_session_list_changes():
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from rest_framework.test import APIClient
+
+    user, token = await _user_and_token()
+    communicator = WebsocketCommunicator(application, f"/ws/events/?token={token}")
+    await communicator.connect()
+    client = APIClient()
+    client.force_authenticate(user)
+
+    upload = SimpleUploadedFile("notes.md", "# 회의록\n".encode(), content_type="text/markdown")
+    response = await sync_to_async(client.post)(
+        "/api/documents/", {"file": upload}, format="multipart"
+    )
+    assert response.status_code == 201
+    event = await communicator.receive_json_from(timeout=2)
+    assert event["type"] == "document.status"
+    assert event["document"]["id"] == response.json()["id"]
+    assert event["document"]["status"] == "pending"
+
+    created = await sync_to_async(client.post)("/api/chat-history/sessions/", {"title": "t"})
+    event = await communicator.receive_json_from(timeout=2)
+    assert event == {"type": "session.created", "session": created.json()}
+    await communicator.disconnect()
