@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Case, F, Q, Value, When
 
@@ -92,13 +92,9 @@ def _owner_id(actor, user_id: int | None) -> int:
         raise PermissionDenied("This service token lacks the chat:write scope.")
     if user_id is None:
         raise ValidationError({"user_id": "Required when a service token creates a session."})
-    try:
-        owner = user_selectors.user_get_with_profile(user_id=user_id)
-    except ObjectDoesNotExist:
-        owner = None
-    if owner is None or not owner.is_active:
+    if user_selectors.user_get_active(user_id=user_id) is None:
         raise ValidationError({"user_id": "No active user with this id."})
-    return owner.pk
+    return user_id
 
 
 def _clean_title(title: str, *, required: bool) -> str:

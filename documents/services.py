@@ -187,6 +187,16 @@ def document_delete(*, user, document_id: int) -> DocumentDeletion:
     return deletion
 
 
+@transaction.atomic
+def document_delete_all_for_user(*, user) -> int:
+    """Delete every document of ``user`` as ``document_delete`` does, one by one
+    in a single transaction; for removing an account. Returns how many."""
+    ids = list(DocumentMetadata.objects.filter(user=user).values_list("pk", flat=True))
+    for document_id in ids:
+        document_delete(user=user, document_id=document_id)
+    return len(ids)
+
+
 # --- Processing protocol ------------------------------------------------------
 
 

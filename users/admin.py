@@ -31,6 +31,13 @@ class UserAdmin(DjangoUserAdmin):
         # The profile is created with the user; the add form has none yet.
         return self.inlines if obj else []
 
+    def delete_model(self, request, obj):
+        services.user_delete(user=obj)
+
+    def delete_queryset(self, request, queryset):
+        for user in queryset:
+            services.user_delete(user=user)
+
     def save_model(self, request, obj, form, change):
         obj.email = User.objects.normalize_email(obj.email)
         super().save_model(request, obj, form, change)

@@ -19,6 +19,10 @@ def service_token_get_active(*, raw_token: str) -> ServiceToken | None:
     )
 
 
+def user_get_active(*, user_id: int) -> User | None:
+    return User.objects.filter(pk=user_id, is_active=True).only("id").first()
+
+
 def user_get_with_profile(*, user_id: int) -> User:
     """The user and profile in one query, without the encrypted key column."""
     return (

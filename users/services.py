@@ -17,6 +17,7 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from config.errors import DomainError, NotFoundError
+from documents import services as document_services
 from users import selectors
 from users.models import ApiKeyAccessLog, Profile, Scope, ServiceToken, User
 
@@ -80,6 +81,18 @@ def user_authenticate(*, request, email: str, password: str) -> User:
     if user is None:
         raise InvalidCredentialsError()
     return user
+
+
+@transaction.atomic
+def user_delete(*, user: User) -> None:
+    """Delete an account and everything it owns.
+
+    Documents go through their own service first, so their files are removed
+    and the AI service hears of each deletion (to drop the vectors); chat
+    history, profile and tokens follow by cascade.
+    """
+    document_services.document_delete_all_for_user(user=user)
+    user.delete()
 
 
 @transaction.atomic

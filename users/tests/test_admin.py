@@ -86,3 +86,18 @@ def test_blacklisted_token_admin_is_available(staff_client):
         staff_client.get(reverse("admin:token_blacklist_blacklistedtoken_changelist")).status_code
         == 200
     )
+
+
+def test_admin_user_delete_goes_through_the_service(staff_client, user):
+    from documents import services as document_services
+    from documents.models import DocumentDeletion
+    from documents.tests.factories import upload
+
+    document_services.document_upload(user=user, file=upload("n.txt", b"notes"))
+    response = staff_client.post(
+        reverse("admin:users_user_changelist"),
+        {"action": "delete_selected", "_selected_action": [user.pk], "post": "yes"},
+    )
+
+    assert response.status_code == 302
+    assert DocumentDeletion.objects.filter(owner_id=user.pk).count() == 1

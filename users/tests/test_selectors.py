@@ -16,3 +16,11 @@ def test_user_get_with_profile_is_one_query_and_never_decrypts(user, django_asse
 
 def test_profile_get_for_key_read_returns_none_for_unknown_user(db):
     assert selectors.profile_get_for_key_read(user_id=123456) is None
+
+
+def test_user_get_active_ignores_inactive_and_unknown_users(user):
+    from users.tests.factories import UserFactory
+
+    assert selectors.user_get_active(user_id=user.pk) == user
+    assert selectors.user_get_active(user_id=UserFactory(is_active=False).pk) is None
+    assert selectors.user_get_active(user_id=987654) is None

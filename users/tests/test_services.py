@@ -185,3 +185,29 @@ def test_create_service_token_command_prints_a_working_secret():
     assert token.name == "ai"
     assert token.scopes == ["chat:read", "keys:read"]
     assert "shown again" in err.getvalue()
+
+
+def test_user_delete_removes_documents_through_their_service(
+    user, other_user, settings, django_capture_on_commit_callbacks
+):
+    from chat_history.models import ChatSession
+    from chat_history.services import chat_session_create
+    from documents import services as document_services
+    from documents.models import DocumentDeletion, DocumentMetadata
+    from documents.tests.factories import pdf_bytes, upload
+
+    mine = document_services.document_upload(user=user, file=upload("a.pdf", pdf_bytes()))
+    kept = document_services.document_upload(user=other_user, file=upload("b.pdf", pdf_bytes()))
+    chat_session_create(actor=user, title="bye")
+    user_id = user.pk
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.user_delete(user=user)
+
+    assert not User.objects.filter(pk=user_id).exists()
+    assert list(DocumentMetadata.objects.all()) == [kept]
+    assert not ChatSession.objects.exists()
+    deletion = DocumentDeletion.objects.get()
+    assert (deletion.document_id, deletion.owner_id) == (mine.pk, user_id)
+    stored = sorted(p.name for p in settings.MEDIA_ROOT.rglob("*") if p.is_file())
+    assert stored == [kept.file_path.rsplit("/", 1)[-1]]
