@@ -11,6 +11,7 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from config.asgi_limits import RequestBodyLimit  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
 from config.websocket import TokenAuthMiddleware  # noqa: E402
 
@@ -18,7 +19,7 @@ from config.websocket import TokenAuthMiddleware  # noqa: E402
 # with cookies, so a foreign page cannot ride on a user's session (CSWSH).
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": RequestBodyLimit(django_asgi_app),
         "websocket": TokenAuthMiddleware(URLRouter(websocket_urlpatterns)),
     }
 )

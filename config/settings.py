@@ -307,6 +307,10 @@ DOCUMENT_LEASE_SECONDS = env.get_int("DOCUMENT_LEASE_SECONDS", 600, minimum=1)
 DOCUMENT_MAX_ATTEMPTS = env.get_int("DOCUMENT_MAX_ATTEMPTS", 3, minimum=1)
 DOCUMENT_QDRANT_COLLECTION = env.get_str("DOCUMENT_QDRANT_COLLECTION", "documents")
 
+# The largest body any route accepts (an upload plus multipart framing); under
+# ASGI anything larger is refused before Django buffers it (config.asgi_limits).
+REQUEST_MAX_BODY_SIZE = max(DOCUMENT_MAX_UPLOAD_SIZE, DATA_UPLOAD_MAX_MEMORY_SIZE) + 1024 * 1024
+
 # --- Logging ----------------------------------------------------------------
 LOG_LEVEL = env.get_str("LOG_LEVEL", "INFO").upper()
 LOGGING = {
