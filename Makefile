@@ -42,5 +42,8 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime
 
+bench: $(VENV)/.runtime  ## Seed PostgreSQL, load the servers, write bench/RESULTS.md (~10 min)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache

@@ -1,0 +1,276 @@
+"""Seed the benchmark database (run by bench/run.py after ``migrate``).
+
+Users and profiles go through the ORM (``bulk_create``); sessions and messages
+are streamed with PostgreSQL ``COPY`` with ids assigned here, so the session
+counters the services maintain (``message_count`` and the last-message copy)
+are written with the rows, exactly as the inserts would have left them, and
+checked against the data at the end. Prints one JSON object: what the load
+scripts need (ids, tokens) and how long the seed took.
+
+Usage: python bench/seed.py  (the environment names the database)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+import django
+
+django.setup()
+
+from django.contrib.auth.hashers import make_password  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
+from rest_framework_simplejwt.tokens import AccessToken  # noqa: E402
+
+from chat_history.models import PREVIEW_MAX_LENGTH, ChatMessage, ChatSession  # noqa: E402
+from chat_history.services import one_line  # noqa: E402
+from users.models import Profile, User  # noqa: E402
+
+PASSWORD = "bench password 9f3c"  # noqa: S105 - a throwaway account in a throwaway database
+MESSAGE_BYTES = 400
+MAIN_SESSIONS, MAIN_SESSION_MESSAGES = 20, 500
+HUGE_SESSION_MESSAGES = 200_000
+HEAVY_SMALL_SESSIONS = 19
+LOGIN_USERS = 64
+OTHER_USERS, OTHER_SESSIONS, OTHER_SESSION_MESSAGES = 2_000, 5, 10
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+_WORDS = [
+    "the",
+    "model",
+    "answer",
+    "question",
+    "context",
+    "document",
+    "retrieval",
+    "vector",
+    "chunk",
+    "embed",
+    "prompt",
+    "token",
+    "stream",
+    "session",
+    "user",
+    "assistant",
+    "system",
+    "search",
+    "index",
+    "cache",
+    "latency",
+    "reply",
+    "대화",
+    "문서",
+    "검색",
+    "질문",
+    "답변",
+    "모델",
+    "세션",
+    "사용자",
+]
+
+
+def _texts(count: int, rng: random.Random) -> list[str]:
+    """``count`` distinct texts of exactly MESSAGE_BYTES bytes of UTF-8."""
+    texts = []
+    for number in range(count):
+        words = [f"#{number}"]
+        while len(" ".join(words).encode()) < MESSAGE_BYTES:
+            words.append(rng.choice(_WORDS))
+        text = " ".join(words).encode()[:MESSAGE_BYTES].decode(errors="ignore")
+        texts.append(text + "." * (MESSAGE_BYTES - len(text.encode())))
+    return texts
+
+
+class Seeder:
+    def __init__(self) -> None:
+        self.rng = random.Random(6)
+        self.texts = _texts(997, self.rng)
+        self.session_id = 0
+        self.message_id = 0
+        self.sessions: list[tuple] = []
+        self.plan: list[tuple[int, int, datetime]] = []  # (session pk, messages, first time)
+
+    def users(self, password_hash: str) -> dict[str, list[User]]:
+        def make(prefix: str, count: int) -> list[User]:
+            return [
+                User(
+                    username=f"{prefix}{n}",
+                    email=f"{prefix}{n}@bench.example.com",
+                    password=password_hash,
+                )
+                for n in range(count)
+            ]
+
+        groups = {
+            "main": make("bench-main", 1),
+            "heavy": make("bench-heavy", 1),
+            "login": make("bench-login", LOGIN_USERS),
+            "other": make("bench-other", OTHER_USERS),
+        }
+        everyone = [user for group in groups.values() for user in group]
+        User.objects.bulk_create(everyone, batch_size=1000)
+        Profile.objects.bulk_create([Profile(user=user) for user in everyone], batch_size=1000)
+        return groups
+
+    def session(self, user: User, messages: int, title: str) -> tuple[int, str]:
+        """Plan a session of ``messages`` messages; the counters are set from the plan."""
+        self.session_id += 1
+        first = START + timedelta(minutes=self.session_id)
+        self.plan.append((self.session_id, messages, first))
+        public_id = uuid.UUID(int=self.rng.getrandbits(128), version=4)
+        last_id = self.message_id + messages
+        last_at = first + timedelta(seconds=messages - 1)
+        last_role = "user" if (messages - 1) % 2 == 0 else "assistant"
+        last_text = self._text(last_id)
+        self.sessions.append(
+            (
+                self.session_id,
+                first,
+                last_at,
+                user.pk,
+                public_id,
+                title,
+                False,
+                False,
+                messages,
+                last_id,
+                last_role,
+                one_line(last_text, PREVIEW_MAX_LENGTH),
+                last_at,
+            )
+        )
+        self.message_id = last_id
+        return self.session_id, str(public_id)
+
+    def _text(self, message_id: int) -> str:
+        return self.texts[message_id % len(self.texts)]
+
+    def copy(self) -> None:
+        columns = [
+            "id",
+            "created_at",
+            "updated_at",
+            "user_id",
+            "session_id",
+            "title",
+            "archived",
+            "pinned",
+            "message_count",
+            "last_message_id",
+            "last_message_role",
+            "last_message_preview",
+            "last_message_at",
+        ]
+        with connection.cursor() as cursor:
+            raw = cursor.cursor
+            with raw.copy(
+                f"COPY {ChatSession._meta.db_table} ({', '.join(columns)}) FROM STDIN"
+            ) as copy:
+                for row in self.sessions:
+                    copy.write_row(row)
+            message_columns = "id, created_at, updated_at, session_id, role, content, metadata"
+            with raw.copy(
+                f"COPY {ChatMessage._meta.db_table} ({message_columns}) FROM STDIN"
+            ) as copy:
+                message_id = 0
+                for session_pk, count, first in self.plan:
+                    for n in range(count):
+                        message_id += 1
+                        at = first + timedelta(seconds=n)
+                        role = "user" if n % 2 == 0 else "assistant"
+                        meta = "{}" if role == "user" else '{"tokens_used": 120}'
+                        copy.write_row(
+                            (message_id, at, at, session_pk, role, self._text(message_id), meta)
+                        )
+            for table in (ChatSession._meta.db_table, ChatMessage._meta.db_table):
+                cursor.execute(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608
+                    f"(SELECT max(id) FROM {table}))"
+                )
+
+    @staticmethod
+    def check_counters() -> int:
+        """Sessions whose counters disagree with their messages (must be 0)."""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                """
+                SELECT count(*) FROM chat_sessions s
+                LEFT JOIN (
+                    SELECT session_id, count(*) AS n, max(id) AS last_id
+                    FROM chat_messages GROUP BY session_id
+                ) m ON m.session_id = s.id
+                LEFT JOIN chat_messages last ON last.id = m.last_id
+                WHERE s.message_count <> coalesce(m.n, 0)
+                   OR s.last_message_id IS DISTINCT FROM m.last_id
+                   OR s.last_message_role <> coalesce(last.role, '')
+                   OR s.last_message_at IS DISTINCT FROM last.created_at
+                   OR s.updated_at IS DISTINCT FROM coalesce(last.created_at, s.created_at)
+                """
+            )
+            return cursor.fetchone()[0]
+
+
+def main() -> None:
+    started = time.perf_counter()
+    seeder = Seeder()
+    with transaction.atomic():
+        groups = seeder.users(make_password(PASSWORD))
+        main_user, heavy = groups["main"][0], groups["heavy"][0]
+        main_sessions = [
+            seeder.session(main_user, MAIN_SESSION_MESSAGES, f"Main session {n}")
+            for n in range(MAIN_SESSIONS)
+        ]
+        huge = seeder.session(heavy, HUGE_SESSION_MESSAGES, "The 200,000-message session")
+        heavy_sessions = [huge] + [
+            seeder.session(heavy, MAIN_SESSION_MESSAGES, f"Heavy session {n}")
+            for n in range(HEAVY_SMALL_SESSIONS)
+        ]
+        for user in groups["other"]:
+            for n in range(OTHER_SESSIONS):
+                seeder.session(user, OTHER_SESSION_MESSAGES, f"Other session {n}")
+        seeder.copy()
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    inconsistent = seeder.check_counters()
+    if inconsistent:
+        raise SystemExit(f"seed: {inconsistent} sessions have counters that disagree")
+    seconds = time.perf_counter() - started
+    print(
+        json.dumps(
+            {
+                "seconds": round(seconds, 2),
+                "users": User.objects.count(),
+                "sessions": len(seeder.sessions),
+                "messages": seeder.message_id,
+                "password": PASSWORD,
+                "main": {
+                    "email": main_user.email,
+                    "token": str(AccessToken.for_user(main_user)),
+                    "sessions": [public for _, public in main_sessions],
+                    "session_pks": [pk for pk, _ in main_sessions],
+                },
+                "heavy": {
+                    "email": heavy.email,
+                    "token": str(AccessToken.for_user(heavy)),
+                    "huge_session": huge[1],
+                    "huge_session_pk": huge[0],
+                    "sessions": [public for _, public in heavy_sessions],
+                },
+                "login_emails": [user.email for user in groups["login"]],
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
