@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import re
 import uuid
 from datetime import timedelta
@@ -8,6 +9,7 @@ import pytest
 from django.contrib.postgres.search import SearchVector
 from django.core.exceptions import ValidationError
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from chat_history import selectors
@@ -188,6 +190,39 @@ def test_history_runs_fixed_queries(session, size, django_assert_num_queries):
         selectors.message_history(session=session, limit=100, before=messages[-1].id)
     with django_assert_num_queries(2):
         selectors.message_history(session=session, limit=100, after=messages[0].id)
+
+
+@pytest.mark.postgres
+def test_history_of_a_long_old_session_reads_only_its_page(session, other_session):
+    """A long session whose messages are older than most of the table: every page
+    and check reads about its own rows, never a walk of the whole primary key."""
+    with connection.cursor() as cursor:
+        for target, count in ((session, 20_000), (other_session, 30_000)):
+            cursor.execute(
+                "INSERT INTO chat_messages (session_id, role, content, metadata, created_at,"
+                " updated_at) SELECT %s, 'user', 'm' || n, '{}', now(), now()"
+                " FROM generate_series(1, %s) AS n",
+                [target.pk, count],
+            )
+        cursor.execute("ANALYZE chat_messages")
+    oldest, newest = (
+        ChatMessage.objects.filter(session=session).order_by(field).values_list("id", flat=True)[0]
+        for field in ("id", "-id")
+    )
+    calls = [{}, {"before": newest - 100}, {"after": oldest + 100}]
+    with CaptureQueriesContext(connection) as captured:
+        for cursor_args in calls:
+            selectors.message_history(session=session, limit=50, **cursor_args)
+        list(itertools.islice(selectors.message_iter_all(session=session, batch_size=50), 1))
+
+    assert len(captured) == 6
+    with connection.cursor() as cursor:
+        for query in captured:
+            cursor.execute("EXPLAIN ANALYZE " + query["sql"])
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+            assert "Seq Scan" not in plan, plan
+            skipped = [int(n) for n in re.findall(r"Rows Removed by Filter: (\d+)", plan)]
+            assert sum(skipped) < 200, plan
 
 
 def test_message_iter_all_reads_in_batches(session, django_assert_num_queries):
