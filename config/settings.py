@@ -196,7 +196,8 @@ REST_FRAMEWORK = {
         # Service tokens carry a recognisable prefix, so they are tried first and
         # anything else falls through to JWT.
         "users.authentication.ServiceTokenAuthentication",
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        # simplejwt's JWTAuthentication, loading the profile in the same query.
+        "users.authentication.UserJWTAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],

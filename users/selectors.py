@@ -23,11 +23,21 @@ def user_get_active(*, user_id: int) -> User | None:
     return User.objects.filter(pk=user_id, is_active=True).only("id").first()
 
 
+def _users_with_profile():
+    return User.objects.select_related("profile").defer("profile__encrypted_api_key")
+
+
 def user_get_with_profile(*, user_id: int) -> User:
     """The user and profile in one query, without the encrypted key column."""
-    return (
-        User.objects.select_related("profile").defer("profile__encrypted_api_key").get(pk=user_id)
-    )
+    return _users_with_profile().get(pk=user_id)
+
+
+def user_get_with_profile_or_none(*, user_id) -> User | None:
+    """As ``user_get_with_profile``; None for an unknown (or malformed) id."""
+    try:
+        return _users_with_profile().get(pk=user_id)
+    except (User.DoesNotExist, ValueError, TypeError):
+        return None
 
 
 def profile_get_for_key_read(*, user_id: int) -> Profile | None:

@@ -199,12 +199,13 @@ def api_key_set(*, user: User, api_key: str) -> Profile:
     )
     if not updated:
         raise NotFoundError("Profile not found.")
+    _forget_cached_profile(user)
     return Profile.objects.defer("encrypted_api_key").get(user=user)
 
 
 def api_key_delete(*, user: User) -> bool:
     """Remove the stored key; True if there was one."""
-    return bool(
+    deleted = bool(
         Profile.objects.filter(user=user)
         .exclude(api_key_hint="")
         .update(
@@ -214,6 +215,16 @@ def api_key_delete(*, user: User) -> bool:
             updated_at=timezone.now(),
         )
     )
+    _forget_cached_profile(user)
+    return deleted
+
+
+def _forget_cached_profile(user: User) -> None:
+    # The caller's user may carry its profile (UserJWTAuthentication loads it);
+    # after a write through a queryset it would be stale, so the next read reloads.
+    relation = User.profile.related
+    if relation.is_cached(user):
+        relation.delete_cached_value(user)
 
 
 @transaction.atomic

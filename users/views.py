@@ -6,7 +6,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
 from config.schema import error_response
-from users import selectors, services
+from users import services
 from users.models import Scope
 from users.permissions import EndUserOnly, ScopedServiceOnly
 from users.serializers import (
@@ -119,15 +119,14 @@ class ProfileViewSet(viewsets.ViewSet):
 
     permission_classes = [EndUserOnly]
 
+    # request.user arrives with its profile (UserJWTAuthentication): no query here.
     def retrieve(self, request):
-        user = selectors.user_get_with_profile(user_id=request.user.pk)
-        return Response(ProfileOutputSerializer(user).data)
+        return Response(ProfileOutputSerializer(request.user).data)
 
     def partial_update(self, request):
         data = _validated(ProfileUpdateInputSerializer, request)
-        user = selectors.user_get_with_profile(user_id=request.user.pk)
-        services.profile_update(user=user, **data)
-        return Response(ProfileOutputSerializer(user).data)
+        services.profile_update(user=request.user, **data)
+        return Response(ProfileOutputSerializer(request.user).data)
 
     @extend_schema(
         summary="Store your OpenAI API key",

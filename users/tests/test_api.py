@@ -273,6 +273,17 @@ def test_profile_shape(auth_client, user):
     }
 
 
+def test_profile_with_a_real_token_is_one_query(api_client, user, django_assert_num_queries):
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(user)}")
+
+    with django_assert_num_queries(1) as captured:  # the user, its profile joined
+        response = api_client.get(reverse("users:profile"))
+
+    assert response.status_code == 200
+    assert response.json()["profile"]["preferred_language"] == "ko"
+    assert "encrypted_api_key" not in captured.captured_queries[0]["sql"]
+
+
 def test_profile_patch_changes_language_and_username(auth_client, user):
     response = auth_client.patch(
         reverse("users:profile"), {"preferred_language": "en", "username": "renamed"}
