@@ -201,7 +201,7 @@ class Server:
         ]
 
     def start(self) -> None:
-        logfile = open(WORK / f"server-{self.name}.log", "w")  # noqa: SIM115 - closed with the process
+        logfile = open(self.log, "w")  # noqa: SIM115 - closed with the process
         self.process = subprocess.Popen(
             ["taskset", "-c", SERVER_CPU, *self.command()],
             cwd=ROOT,
@@ -241,6 +241,18 @@ class Server:
                 continue
             total += int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
         return total
+
+    @property
+    def log(self) -> Path:
+        return WORK / f"server-{self.name}.log"
+
+    def request_times_ms(self, since: int, fragment: str) -> list[float]:
+        """Durations the request log recorded inside Django, from byte ``since`` on."""
+        with self.log.open("rb") as f:
+            f.seek(since)
+            text = f.read().decode(errors="replace")
+        pattern = re.compile(r" (?:GET|POST) (\S+) \d{3} ([\d.]+)ms ")
+        return [float(m[2]) for m in pattern.finditer(text) if fragment in m[1]]
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -687,8 +699,11 @@ def main() -> None:
                     p50_ms = statistics.median(r["p50_us"] for r in http[kind]["s2_500"]) / 1000
                     # Each connection waits so that all together offer top/2 per second.
                     delay = max(load.concurrency * 1000 / (top / 2) - p50_ms / 4, 1)
+                    since = server.log.stat().st_size
                     res = wrk(server, load, duration=args.duration, delay_ms=delay)
                     res["target_rps"] = top / 2
+                    inside = sorted(server.request_times_ms(since, "/messages/"))
+                    res["server_p99_ms"] = inside[int(0.99 * (len(inside) - 1))] if inside else None
                     half[kind].append(res)
             results["s2_half_rate"] = {
                 kind: {
@@ -696,6 +711,7 @@ def main() -> None:
                     "rps": summary([r["rps"] for r in runs]),
                     "p99_ms": summary([r["p99_us"] / 1000 for r in runs]),
                     "p50_ms": summary([r["p50_us"] / 1000 for r in runs]),
+                    "server_p99_ms": summary([r["server_p99_ms"] or 0 for r in runs]),
                 }
                 for kind, runs in half.items()
             }

@@ -40,10 +40,14 @@ function request()
   return requests[position]
 end
 
+-- Paced runs: each connection waits an exponentially distributed time (mean
+-- BENCH_DELAY_MS) before each request, so arrivals are Poisson and the
+-- connections never fall into lockstep bursts.
 local pause = tonumber(os.getenv("BENCH_DELAY_MS") or "")
 if pause and pause > 0 then
+  math.randomseed(os.time())
   function delay()
-    return pause
+    return math.floor(-math.log(1 - math.random()) * pause)
   end
 end
 
