@@ -739,7 +739,11 @@ def main() -> None:
     }
 
     if "s7" not in skip:
-        results["s7"] = scenario_7(env, seed, args)
+        try:
+            results["s7"] = scenario_7(env, seed, args)
+        except (Exception, SystemExit) as exc:  # the HTTP figures are still worth a report
+            log(f"  !! scenario 7 failed: {exc}")
+            results["s7"] = {"error": [str(exc)]}
 
     results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     results["elapsed_s"] = round(time.monotonic() - STARTED, 1)
@@ -809,9 +813,13 @@ def scenario_7(env: dict, seed: dict, args) -> dict:
         env=env,
         capture_output=True,
         text=True,
-        check=True,
-    ).stdout
-    result = {"bare": json.loads(bare.strip().splitlines()[-1])}
+        check=False,
+    )
+    if bare.returncode:
+        log("  !! the bare channel-layer run failed; see bench/.work/layer_bare.log")
+        (WORK / "layer_bare.log").write_text(bare.stdout + bare.stderr)
+        return {"error": bare.stderr.strip().splitlines()[-1:]}
+    result = {"bare": json.loads(bare.stdout.strip().splitlines()[-1])}
     server = Server("asgi-ws", "asgi", PORTS["asgi"], env)
     free_port(server.port)
     try:
