@@ -2,7 +2,9 @@
 
 Who may connect: the session's owner (JWT access token) and services with
 ``chat:read``. Everyone connected receives the session's events (see
-``chat_history.events``) and ``presence`` whenever someone joins or leaves.
+``chat_history.events``) and ``presence``: a newcomer first gets the list of
+connections (``action: snapshot``), then everyone hears of each arrival and
+departure (``action: joined`` / ``left``, with the new ``count``).
 
 What a client may send (JSON text frames):
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from functools import cached_property
 
 from channels.db import database_sync_to_async
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -40,11 +43,15 @@ from chat_history.models import Role
 from chat_history.serializers import MessageCreateBodySerializer, StreamInputSerializer
 from config import presence
 from config.errors import DomainError
-from config.realtime import RELAY_TYPE, session_group
+from config.realtime import relay_message, session_group
 from config.websocket import CloseCode, RealtimeConsumer
 from users.models import Scope
 
 logger = logging.getLogger(__name__)
+
+
+def _presence(session_id: str, action: str, **fields) -> dict:
+    return {"type": "presence", "session_id": session_id, "action": action, **fields}
 
 
 def _session_for(principal, session_id: str):
@@ -84,6 +91,7 @@ class ChatSessionConsumer(RealtimeConsumer):
 
     # --- presence ---------------------------------------------------------------
 
+    @cached_property
     def _member(self) -> dict:
         principal = self.principal
         if getattr(principal, "is_service", False):
@@ -97,20 +105,30 @@ class ChatSessionConsumer(RealtimeConsumer):
         }
 
     async def _presence_changed(self, *, joined: bool) -> None:
+        """Register or unregister this socket; tell the session who came or went.
+
+        The newcomer gets the whole list once (``action: snapshot``); everyone
+        gets the change (``joined``/``left`` with the new count). Sending the
+        whole list to everyone on every join would cost O(n^2) as a session
+        fills up.
+        """
         key = str(self.session.session_id)
+        registry = presence.registry()
+        member = self._member
         try:
             if joined:
-                await presence.registry().join(key, self.channel_name, self._member())
+                await registry.join(key, self.channel_name, member)
+                members = await registry.members(key)
+                await self.send_json(_presence(key, "snapshot", connections=members))
             else:
-                await presence.registry().leave(key, self.channel_name)
-            members = await presence.registry().members(key)
-            await self.channel_layer.group_send(
-                self.group,
-                {
-                    "type": RELAY_TYPE,
-                    "event": {"type": "presence", "session_id": key, "connections": members},
-                },
+                await registry.leave(key, self.channel_name)
+            change = _presence(
+                key,
+                "joined" if joined else "left",
+                connection=member,
+                count=await registry.count(key),
             )
+            await self.channel_layer.group_send(self.group, relay_message(change))
         except Exception:  # presence is a courtesy; the socket works without it
             logger.warning("presence update failed for %s", key, exc_info=True)
 
@@ -125,7 +143,7 @@ class ChatSessionConsumer(RealtimeConsumer):
 
     async def relay_event(self, message) -> None:
         await super().relay_event(message)
-        if message["event"].get("type") == "session.deleted":
+        if message["event_type"] == "session.deleted":
             await self.close(code=CloseCode.NOT_FOUND)
 
     # --- frames from the client -------------------------------------------------

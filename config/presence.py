@@ -41,6 +41,9 @@ class LocalPresence:
     async def members(self, key: str) -> list[dict[str, Any]]:
         return _fresh(self._sessions.get(key, {}).values())
 
+    async def count(self, key: str) -> int:
+        return len(self._sessions.get(key, {}))
+
 
 class RedisPresence:
     def __init__(self, url: str) -> None:
@@ -75,6 +78,10 @@ class RedisPresence:
 
     async def leave(self, key: str, member: str) -> None:
         await self._client().hdel(self._key(key), member)
+
+    async def count(self, key: str) -> int:
+        """Sockets registered (stale entries included until ``members`` prunes them)."""
+        return await self._client().hlen(self._key(key))
 
     async def members(self, key: str) -> list[dict[str, Any]]:
         entries = await self._client().hgetall(self._key(key))

@@ -10,17 +10,20 @@ Groups:
 - ``user_group(user_id)``: one user's own stream (documents, session list).
 
 Event payloads are JSON objects with a ``type`` such as ``message.created``;
-consumers forward them to the socket unchanged.
+they are encoded once (``relay_message``) and consumers forward the text to
+each socket unchanged.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import threading
 import uuid
 from typing import Any
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
@@ -39,19 +42,59 @@ def user_group(user_id: int) -> str:
     return f"user.{user_id}"
 
 
+def relay_message(event: dict[str, Any]) -> dict[str, str]:
+    """The channel-layer message that carries ``event`` to sockets.
+
+    The event is encoded to JSON once here, not once per receiving socket;
+    consumers send ``text`` as the frame and read ``event_type`` if they care.
+    """
+    return {
+        "type": RELAY_TYPE,
+        "event_type": event["type"],
+        "text": json.dumps(event, cls=DjangoJSONEncoder, ensure_ascii=False),
+    }
+
+
 def publish(group: str, event: dict[str, Any]) -> bool:
     """Send ``event`` to ``group`` now; False (and a log line) if the layer failed."""
     layer = get_channel_layer()
     if layer is None:
         return False
     try:
-        # JSON-safe (UUIDs, datetimes) before it crosses the layer's serializer.
-        event = json.loads(json.dumps(event, cls=DjangoJSONEncoder))
-        async_to_sync(layer.group_send)(group, {"type": RELAY_TYPE, "event": event})
+        message = relay_message(event)
+        if getattr(SyncToAsync.threadlocal, "main_event_loop", None) is not None:
+            # A sync view under ASGI: the server's own loop (and its connections).
+            async_to_sync(layer.group_send)(group, message)
+        else:
+            # A WSGI thread or a command: async_to_sync would start a thread, a
+            # loop and a new Redis connection per event; one loop per process
+            # keeps the layer's connection pool instead.
+            future = asyncio.run_coroutine_threadsafe(
+                layer.group_send(group, message), _publisher_loop()
+            )
+            try:
+                future.result(timeout=PUBLISH_TIMEOUT)
+            finally:
+                future.cancel()  # no-op once done; stops a hung send on timeout
     except Exception:  # the layer being down must never fail the caller's write
         logger.warning("could not publish %s to %s", event.get("type"), group, exc_info=True)
         return False
     return True
+
+
+PUBLISH_TIMEOUT = 5  # seconds; Redis connects time out after 2 (settings.CHANNEL_LAYERS)
+_loop: asyncio.AbstractEventLoop | None = None
+_loop_lock = threading.Lock()
+
+
+def _publisher_loop() -> asyncio.AbstractEventLoop:
+    """The process's event loop for publishing from sync code (started once)."""
+    global _loop  # one per process, started on first use (after any fork)
+    with _loop_lock:
+        if _loop is None:
+            _loop = asyncio.new_event_loop()
+            threading.Thread(target=_loop.run_forever, name="realtime-publish", daemon=True).start()
+        return _loop
 
 
 def publish_on_commit(group: str, event: dict[str, Any]) -> None:

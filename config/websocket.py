@@ -117,7 +117,7 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
                 logger.warning("could not leave %s", group, exc_info=True)
 
     async def relay_event(self, message) -> None:
-        await self.send_json(message["event"])
+        await self.send(text_data=message["text"])
 
     async def send_error(self, code: str, detail: str, **extra) -> None:
         await self.send_json({"type": "error", "code": code, "detail": detail, **extra})

@@ -6,7 +6,7 @@ import logging
 import uuid
 
 import pytest
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import override_settings
 from django.urls import reverse
@@ -45,7 +45,7 @@ def _jwt(user) -> str:
 
 
 async def _service_secret(*scopes: str) -> str:
-    _, secret = await sync_to_async(service_token_create)(scopes=list(scopes))
+    _, secret = await database_sync_to_async(service_token_create)(scopes=list(scopes))
     return secret
 
 
@@ -54,8 +54,9 @@ async def _connect(session_id, token: str | None, *, expect_presence: bool = Tru
     communicator = WebsocketCommunicator(application, f"/ws/chat/{session_id}/{query}")
     connected, _ = await communicator.connect()
     assert connected
-    if expect_presence:
-        await _next(communicator, "presence")
+    if expect_presence:  # the list of connections, then its own arrival
+        assert (await _next(communicator, "presence"))["action"] == "snapshot"
+        assert (await _next(communicator, "presence"))["action"] == "joined"
     return communicator
 
 
@@ -83,7 +84,7 @@ def _rest(user=None, *, service_secret: str | None = None) -> APIClient:
 
 
 async def _post(client, url, body, **extra):
-    return await sync_to_async(client.post)(url, body, format="json", **extra)
+    return await database_sync_to_async(client.post)(url, body, format="json", **extra)
 
 
 # --- Who may connect --------------------------------------------------------------
@@ -96,36 +97,45 @@ async def test_owner_connects_and_sees_themselves_in_presence(owner, session):
     connected, subprotocol = await communicator.connect()
     assert connected
     assert subprotocol == "bearer"
-    presence = await _next(communicator, "presence")
-    assert presence["session_id"] == str(session.session_id)
-    assert [(c["kind"], c["user_id"]) for c in presence["connections"]] == [("user", owner.pk)]
+    snapshot = await _next(communicator, "presence")
+    assert snapshot["action"] == "snapshot"
+    assert snapshot["session_id"] == str(session.session_id)
+    assert [(c["kind"], c["user_id"]) for c in snapshot["connections"]] == [("user", owner.pk)]
+    joined = await _next(communicator, "presence")
+    assert joined["action"] == "joined"
+    assert joined["connection"] == snapshot["connections"][0]
+    assert joined["count"] == 1
     await communicator.disconnect()
 
 
-async def test_presence_lists_every_device_and_the_service(owner, session):
+async def test_presence_tells_who_comes_and_goes(owner, session):
     phone = await _connect(session.session_id, _jwt(owner))
     laptop = await _connect(session.session_id, _jwt(owner))
     service = await _connect(session.session_id, await _service_secret(Scope.CHAT_READ))
 
-    presence = await _next(phone, "presence")
-    while len(presence["connections"]) < 3:
-        presence = await _next(phone, "presence")
-    kinds = sorted(c["kind"] for c in presence["connections"])
-    assert kinds == ["service", "user", "user"]
-    assert len({c["connection_id"] for c in presence["connections"]}) == 3
+    arrivals = [await _next(phone, "presence") for _ in range(2)]
+    assert [(e["action"], e["connection"]["kind"], e["count"]) for e in arrivals] == [
+        ("joined", "user", 2),
+        ("joined", "service", 3),
+    ]
+    late = WebsocketCommunicator(application, f"/ws/chat/{session.session_id}/?token={_jwt(owner)}")
+    await late.connect()
+    snapshot = await _next(late, "presence")
+    assert snapshot["action"] == "snapshot"
+    assert sorted(c["kind"] for c in snapshot["connections"]) == ["service", "user", "user", "user"]
+    assert len({c["connection_id"] for c in snapshot["connections"]}) == 4
+    await _next(phone, "presence")  # the late arrival
 
     await service.disconnect()
-    presence = await _next(laptop, "presence")
-    while len(presence["connections"]) != 2:
-        presence = await _next(laptop, "presence")
-    assert {c["kind"] for c in presence["connections"]} == {"user"}
-    await phone.disconnect()
-    await laptop.disconnect()
+    left = await _next(phone, "presence")
+    assert (left["action"], left["connection"]["kind"], left["count"]) == ("left", "service", 3)
+    for communicator in (phone, laptop, late):
+        await communicator.disconnect()
 
 
 @pytest.mark.parametrize("who", ["stranger", "unknown-session", "malformed-id"])
 async def test_other_users_and_unknown_sessions_look_the_same(owner, session, who):
-    stranger = await sync_to_async(UserFactory)()
+    stranger = await database_sync_to_async(UserFactory)()
     session_id = {
         "stranger": session.session_id,
         "unknown-session": uuid.uuid4(),
@@ -161,7 +171,7 @@ async def test_unknown_websocket_paths_are_refused():
 async def test_a_rest_message_reaches_every_socket_of_the_session(owner, session):
     first = await _connect(session.session_id, _jwt(owner))
     second = await _connect(session.session_id, await _service_secret(Scope.CHAT_READ))
-    other_session = await sync_to_async(ChatSessionFactory)(user=owner)
+    other_session = await database_sync_to_async(ChatSessionFactory)(user=owner)
     elsewhere = await _connect(other_session.session_id, _jwt(owner))
 
     url = reverse("chat_history:session-messages", args=[session.session_id])
@@ -185,14 +195,14 @@ async def test_message_update_and_delete_events(owner, session):
     await _next(communicator, "message.created")
 
     detail = reverse("chat_history:message-detail", args=[created["id"]])
-    patched = await sync_to_async(client.patch)(
+    patched = await database_sync_to_async(client.patch)(
         detail, {"metadata": {"feedback": "up"}}, format="json"
     )
     assert patched.status_code == 200
     updated = await _next(communicator, "message.updated")
     assert updated["message"]["metadata"] == {"feedback": "up"}
 
-    assert (await sync_to_async(client.delete)(detail)).status_code == 204
+    assert (await database_sync_to_async(client.delete)(detail)).status_code == 204
     deleted = await _next(communicator, "message.deleted")
     assert deleted == {
         "type": "message.deleted",
@@ -207,12 +217,14 @@ async def test_session_updated_and_deleted_events(owner, session):
     client = _rest(owner)
     detail = reverse("chat_history:session-detail", args=[session.session_id])
 
-    await sync_to_async(client.patch)(detail, {"title": "Renamed", "pinned": True}, format="json")
+    await database_sync_to_async(client.patch)(
+        detail, {"title": "Renamed", "pinned": True}, format="json"
+    )
     event = await _next(communicator, "session.updated")
     assert event["session"]["title"] == "Renamed"
     assert event["session"]["pinned"] is True
 
-    assert (await sync_to_async(client.delete)(detail)).status_code == 204
+    assert (await database_sync_to_async(client.delete)(detail)).status_code == 204
     event = await _next(communicator, "session.deleted")
     assert event["session_id"] == str(session.session_id)
     assert await _close_code(communicator) == CloseCode.NOT_FOUND
@@ -238,7 +250,7 @@ async def test_a_message_sent_over_the_socket_is_saved_and_broadcast_once(owner,
     retry = await _next(sender, "message.ack")
     assert retry == {**ack, "created": False}
     assert await watcher.receive_nothing(timeout=0.3)  # nothing new broadcast
-    assert await sync_to_async(ChatMessage.objects.filter(session=session).count)() == 1
+    assert await database_sync_to_async(ChatMessage.objects.filter(session=session).count)() == 1
     await sender.disconnect()
     await watcher.disconnect()
 
@@ -257,7 +269,7 @@ async def test_invalid_socket_messages_get_an_error_and_write_nothing(owner, ses
     error = await _next(communicator, "error")
     assert error["code"] == "invalid"
     assert field in error["errors"]
-    assert not await sync_to_async(ChatMessage.objects.exists)()
+    assert not await database_sync_to_async(ChatMessage.objects.exists)()
     await communicator.disconnect()
 
 
@@ -266,7 +278,7 @@ async def test_read_only_service_cannot_write_over_the_socket(session):
     await communicator.send_json_to({"type": "message", "role": "assistant", "content": "hi"})
     error = await _next(communicator, "error")
     assert error["code"] == "permission_denied"
-    assert not await sync_to_async(ChatMessage.objects.exists)()
+    assert not await database_sync_to_async(ChatMessage.objects.exists)()
     await communicator.disconnect()
 
 
@@ -288,7 +300,7 @@ async def test_stream_deltas_over_rest_are_relayed_not_stored_then_replaced(owne
         assert response.status_code == 202
         delta = await _next(watcher, "assistant.delta")
         assert (delta["stream_id"], delta["delta"], delta["seq"]) == ("s-1", piece, seq)
-    assert not await sync_to_async(ChatMessage.objects.exists)()
+    assert not await database_sync_to_async(ChatMessage.objects.exists)()
 
     messages_url = reverse("chat_history:session-messages", args=[session.session_id])
     final = await _post(
@@ -337,7 +349,7 @@ async def test_rest_writes_succeed_and_log_when_the_layer_is_down(owner, session
     url = reverse("chat_history:session-messages", args=[session.session_id])
     with override_settings(CHANNEL_LAYERS=DEAD_REDIS):
         response = await _post(_rest(owner), url, {"role": "user", "content": "still saved"})
-        health = await sync_to_async(APIClient().get)(reverse("health"))
+        health = await database_sync_to_async(APIClient().get)(reverse("health"))
         stream = await _post(
             _rest(service_secret=await _service_secret(Scope.CHAT_WRITE)),
             reverse("chat_history:session-stream", args=[session.session_id]),
@@ -345,8 +357,8 @@ async def test_rest_writes_succeed_and_log_when_the_layer_is_down(owner, session
         )
 
     assert response.status_code == 201
-    assert await sync_to_async(ChatMessage.objects.filter(content="still saved").exists)()
-    session_row = await sync_to_async(ChatSession.objects.get)(pk=session.pk)
+    assert await database_sync_to_async(ChatMessage.objects.filter(content="still saved").exists)()
+    session_row = await database_sync_to_async(ChatSession.objects.get)(pk=session.pk)
     assert session_row.message_count == 1
     assert "could not publish message.created" in caplog.text
     assert health.status_code == 503

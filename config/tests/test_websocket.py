@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from rest_framework_simplejwt.tokens import AccessToken
 
@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
 
 async def _user_and_token(lifetime: timedelta | None = None):
-    user = await sync_to_async(UserFactory)()
+    user = await database_sync_to_async(UserFactory)()
     token = AccessToken.for_user(user)
     if lifetime is not None:
         token.set_exp(lifetime=lifetime)
@@ -43,8 +43,8 @@ async def test_events_stream_delivers_the_users_own_events():
     assert subprotocol is None
 
     event = {"type": "document.status", "document": {"id": 7, "status": "processed"}}
-    assert await sync_to_async(publish)(user_group(user.pk), event)
-    await sync_to_async(publish)(user_group(other.pk), {"type": "document.status", "x": 1})
+    assert await database_sync_to_async(publish)(user_group(user.pk), event)
+    await database_sync_to_async(publish)(user_group(other.pk), {"type": "document.status", "x": 1})
 
     assert await communicator.receive_json_from(timeout=2) == event
     assert await communicator.receive_nothing(timeout=0.2)
@@ -74,8 +74,8 @@ async def test_bad_credentials_are_refused_with_4401(kind):
     else:
         from users import services
 
-        token, secret = await sync_to_async(service_token_create)(scopes=[Scope.CHAT_READ])
-        await sync_to_async(services.service_token_revoke)(token=token)
+        token, secret = await database_sync_to_async(service_token_create)(scopes=[Scope.CHAT_READ])
+        await database_sync_to_async(services.service_token_revoke)(token=token)
         path = f"/ws/events/?token={secret}"
     assert (
         await _refused_with(WebsocketCommunicator(application, path)) == CloseCode.UNAUTHENTICATED
@@ -83,7 +83,7 @@ async def test_bad_credentials_are_refused_with_4401(kind):
 
 
 async def test_service_tokens_have_no_user_event_stream():
-    _, secret = await sync_to_async(service_token_create)(scopes=list(Scope.values))
+    _, secret = await database_sync_to_async(service_token_create)(scopes=list(Scope.values))
     communicator = WebsocketCommunicator(application, f"/ws/events/?token={secret}")
     assert await _refused_with(communicator) == CloseCode.FORBIDDEN
 
@@ -125,7 +125,7 @@ async def test_events_stream_carries_document_status_and_session_list_changes():
     client.force_authenticate(user)
 
     upload = SimpleUploadedFile("notes.md", "# 회의록\n".encode(), content_type="text/markdown")
-    response = await sync_to_async(client.post)(
+    response = await database_sync_to_async(client.post)(
         "/api/documents/", {"file": upload}, format="multipart"
     )
     assert response.status_code == 201
@@ -134,7 +134,9 @@ async def test_events_stream_carries_document_status_and_session_list_changes():
     assert event["document"]["id"] == response.json()["id"]
     assert event["document"]["status"] == "pending"
 
-    created = await sync_to_async(client.post)("/api/chat-history/sessions/", {"title": "t"})
+    created = await database_sync_to_async(client.post)(
+        "/api/chat-history/sessions/", {"title": "t"}
+    )
     event = await communicator.receive_json_from(timeout=2)
     assert event == {"type": "session.created", "session": created.json()}
     await communicator.disconnect()

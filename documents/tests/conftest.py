@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from channels.layers import get_channel_layer
@@ -34,7 +35,7 @@ class EventListener:
                     message = await asyncio.wait_for(self.layer.receive(self.channel), timeout)
                 except TimeoutError:
                     return events
-                events.append(message["event"])
+                events.append(json.loads(message["text"]))
 
         return self.loop.run_until_complete(receive_all())
 
