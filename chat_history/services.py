@@ -228,24 +228,31 @@ def _session_record_new_message(session: ChatSession, message: ChatMessage) -> b
     """Move the session's counters to include ``message``; True if it got its title.
 
     The last-message copy only ever moves forward (a slower concurrent insert
-    with a smaller id must not overwrite a newer one). Reloads the summary
-    columns of ``session`` for the caller's event.
+    with a smaller id must not overwrite a newer one). The usual case is one
+    UPDATE of plain values, guarded by "the stored copy is older than this
+    message"; when that matches nothing (a newer insert got there first, or
+    the session is gone) a second UPDATE moves only the count. Reloads the
+    summary columns of ``session`` for the caller's event.
     """
-    is_newer = Q(last_message_id__isnull=True) | Q(last_message_id__lt=message.pk)
+    counted: dict[str, Any] = {
+        "message_count": F("message_count") + 1,
+        "updated_at": message.created_at,
+    }
+    had_title = bool(session.title)
+    if message.role == Role.USER and not had_title:
+        # Only an untitled session takes one: services never blank a title.
+        title = one_line(message.content, TITLE_FROM_MESSAGE_LENGTH)
+        counted["title"] = _when(Q(title=""), title, "title")
     latest = {
+        **counted,
         "last_message_id": message.pk,
         "last_message_role": message.role,
         "last_message_preview": one_line(message.content, PREVIEW_MAX_LENGTH),
         "last_message_at": message.created_at,
     }
-    updates: dict[str, Any] = {name: _when(is_newer, value, name) for name, value in latest.items()}
-    updates["message_count"] = F("message_count") + 1
-    updates["updated_at"] = message.created_at
-    if message.role == Role.USER:
-        title = one_line(message.content, TITLE_FROM_MESSAGE_LENGTH)
-        updates["title"] = _when(Q(title=""), title, "title")
-    had_title = bool(session.title)
-    if not ChatSession.objects.filter(pk=session.pk).update(**updates):
+    sessions = ChatSession.objects.filter(pk=session.pk)
+    is_newer = Q(last_message_id__isnull=True) | Q(last_message_id__lt=message.pk)
+    if not sessions.filter(is_newer).update(**latest) and not sessions.update(**counted):
         raise SessionNotFoundError()  # deleted meanwhile; roll the insert back
     session.refresh_from_db(fields=_SESSION_SUMMARY_FIELDS)
     return not had_title and bool(session.title)
