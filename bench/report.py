@@ -357,8 +357,8 @@ def render(results: dict, changes: str) -> str:
                 f"{s7['rss_large_kib'] / 1024:.0f} MiB with {s7['large_sockets']}).",
                 f"- Connecting took {s7['connect_s']:.1f} s for the first {s7['sockets']} sockets "
                 f"and {s7['large_connect_s']:.1f} s more for the next "
-                f"{s7['large_sockets'] - s7['sockets']} (each join broadcasts the full presence "
-                "list to every socket of the session).",
+                f"{s7['large_sockets'] - s7['sockets']} (each join is announced to the sockets "
+                "already there, and each newcomer gets the presence snapshot).",
             ]
     if len(kinds) == 2:
         http = results["http"]
