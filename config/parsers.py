@@ -1,4 +1,4 @@
-"""Parsers that honour DATA_UPLOAD_MAX_MEMORY_SIZE for JSON bodies too.
+"""The JSON parser: orjson, and DATA_UPLOAD_MAX_MEMORY_SIZE honoured for JSON too.
 
 Django enforces the limit only when a body is read through ``request.body`` or
 ``request.POST``; DRF's JSONParser reads the stream directly, so without this a
@@ -7,8 +7,10 @@ client could make the server buffer an arbitrarily large JSON document.
 
 from __future__ import annotations
 
+import orjson
 from django.conf import settings
 from rest_framework import parsers
+from rest_framework.exceptions import ParseError
 
 from config.errors import PayloadTooLarge
 
@@ -21,4 +23,8 @@ class JSONParser(parsers.JSONParser):
             declared = request.META.get("CONTENT_LENGTH") if request is not None else None
             if declared and declared.isdigit() and int(declared) > limit:
                 raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
-        return super().parse(stream, media_type, parser_context)
+        # orjson, like DRF's strict parser, refuses NaN and Infinity.
+        try:
+            return orjson.loads(stream.read())
+        except orjson.JSONDecodeError as exc:
+            raise ParseError(f"JSON parse error - {exc}") from None

@@ -177,7 +177,7 @@ AUTH_PASSWORD_VALIDATORS = [
 
 # --- I18N, static and media ---------------------------------------------------
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = "UTC"
+TIME_ZONE = "UTC"  # API timestamps are UTC ("...Z"); see chat_history.serializers.iso_datetime
 USE_I18N = True
 USE_TZ = True
 
@@ -200,7 +200,7 @@ REST_FRAMEWORK = {
         "users.authentication.UserJWTAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["config.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
         "config.parsers.JSONParser",
         "rest_framework.parsers.MultiPartParser",
