@@ -72,20 +72,24 @@ class ServiceTokenAuthentication(authentication.BaseAuthentication):
 
 
 class UserJWTAuthentication(JWTAuthentication):
-    """simplejwt's JWT authentication, with the user's profile in the same query.
+    """simplejwt's JWT authentication, with the user lookup in our selector.
 
     The checks are simplejwt's own (user exists and is active, password not
-    changed since the token was issued); only the lookup differs: the profile
-    rides along as a one-to-one join, so views that show it need no second
-    query. The encrypted API key column is never read here.
+    changed since the token was issued). Views that show the profile build it
+    with ``with_profile=True`` so the lookup joins the profile (never the
+    encrypted key column); every other view keeps the plain, cheaper query.
     """
+
+    def __init__(self, *, with_profile: bool = False) -> None:
+        super().__init__()
+        self.with_profile = with_profile
 
     def get_user(self, validated_token) -> User:
         try:
             user_id = validated_token[jwt_settings.USER_ID_CLAIM]
         except KeyError:
             raise InvalidToken("Token contained no recognizable user identification") from None
-        user = selectors.user_get_with_profile_or_none(user_id=user_id)
+        user = selectors.user_get_for_auth(user_id=user_id, with_profile=self.with_profile)
         if user is None:
             raise exceptions.AuthenticationFailed("User not found", code="user_not_found")
         if jwt_settings.CHECK_USER_IS_ACTIVE and not user.is_active:

@@ -32,10 +32,12 @@ def user_get_with_profile(*, user_id: int) -> User:
     return _users_with_profile().get(pk=user_id)
 
 
-def user_get_with_profile_or_none(*, user_id) -> User | None:
-    """As ``user_get_with_profile``; None for an unknown (or malformed) id."""
+def user_get_for_auth(*, user_id, with_profile: bool = False) -> User | None:
+    """The user a token names (with the profile joined on request); None for an
+    unknown or malformed id."""
+    users = _users_with_profile() if with_profile else User.objects.all()
     try:
-        return _users_with_profile().get(pk=user_id)
+        return users.get(pk=user_id)
     except (User.DoesNotExist, ValueError, TypeError):
         return None
 

@@ -7,6 +7,7 @@ from rest_framework.response import Response
 
 from config.schema import error_response
 from users import services
+from users.authentication import ServiceTokenAuthentication, UserJWTAuthentication
 from users.models import Scope
 from users.permissions import EndUserOnly, ScopedServiceOnly
 from users.serializers import (
@@ -118,6 +119,10 @@ class ProfileViewSet(viewsets.ViewSet):
     """The signed-in user's own account."""
 
     permission_classes = [EndUserOnly]
+
+    def get_authenticators(self):
+        # The profile is joined into the user lookup: these routes need no second query.
+        return [ServiceTokenAuthentication(), UserJWTAuthentication(with_profile=True)]
 
     # request.user arrives with its profile (UserJWTAuthentication): no query here.
     def retrieve(self, request):
