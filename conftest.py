@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from django.core.cache import cache
+from django.db import connection
 from rest_framework.test import APIClient
 
 from users.tests.factories import UserFactory, service_token_create
@@ -88,3 +91,36 @@ def service_client(make_service_client):
     from users.models import Scope
 
     return make_service_client(*Scope.values)
+
+
+@pytest.fixture
+def run_concurrently():
+    """``run_concurrently(count, work)``: ``work(index)`` in ``count`` threads released
+    at once by a barrier; returns each result, or the exception it raised.
+
+    For races that only a real database shows (row locks, unique constraints):
+    use with ``@pytest.mark.django_db(transaction=True)``. Each thread closes its
+    own database connection.
+    """
+
+    def _run(count: int, work) -> list:
+        barrier = threading.Barrier(count)
+        results: list = [None] * count
+
+        def run(index: int) -> None:
+            try:
+                barrier.wait(timeout=10)
+                results[index] = work(index)
+            except Exception as exc:  # returned to the test, which asserts on it
+                results[index] = exc
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        return results
+
+    return _run

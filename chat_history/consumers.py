@@ -44,6 +44,7 @@ from chat_history.serializers import MessageCreateBodySerializer, StreamInputSer
 from config import presence
 from config.errors import DomainError
 from config.realtime import relay_message, session_group
+from config.validation import validated
 from config.websocket import CloseCode, RealtimeConsumer
 from users.models import Scope
 
@@ -169,7 +170,7 @@ class ChatSessionConsumer(RealtimeConsumer):
 
     async def _receive_message(self, content: dict) -> None:
         body = {"role": Role.USER, **{k: v for k, v in content.items() if k != "type"}}
-        data = _validated(MessageCreateBodySerializer, body)
+        data = validated(MessageCreateBodySerializer, body)
         message, created = await database_sync_to_async(services.chat_message_create)(
             actor=self.principal,
             session=self.session,
@@ -192,13 +193,7 @@ class ChatSessionConsumer(RealtimeConsumer):
         body = {k: v for k, v in content.items() if k != "type"}
         if content["type"] == "assistant.typing":
             body.setdefault("typing", True)
-        data = _validated(StreamInputSerializer, body)
+        data = validated(StreamInputSerializer, body)
         await database_sync_to_async(services.chat_stream_relay)(
             actor=self.principal, session=self.session, **data
         )
-
-
-def _validated(serializer_class, data: dict) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data

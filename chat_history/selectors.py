@@ -33,10 +33,6 @@ SEARCH_MAX_TERMS = 8
 SEARCH_CONFIG = "simple"  # Korean and English mixed: no stemmer fits both.
 
 
-def _is_service(actor) -> bool:
-    return bool(getattr(actor, "is_service", False))
-
-
 # --- Sessions -----------------------------------------------------------------
 
 
@@ -47,7 +43,7 @@ def session_get(*, actor, session_id) -> ChatSession:
     except ValueError:
         raise SessionNotFoundError() from None
     sessions = ChatSession.objects.all()
-    if not _is_service(actor):
+    if not actor.is_service:
         sessions = sessions.filter(user_id=actor.pk)
     try:
         return sessions.get(session_id=session_id)
@@ -68,7 +64,7 @@ def session_list(
     always get their own sessions only and may not pass it.
     """
     sessions = ChatSession.objects.all()
-    if _is_service(actor):
+    if actor.is_service:
         if user_id is not None:
             sessions = sessions.filter(user_id=user_id)
     elif user_id is not None:
@@ -88,7 +84,7 @@ def session_list(
 def message_get(*, actor, message_id: int) -> ChatMessage:
     """The message with its session, if ``actor`` may see it, else 404."""
     messages = ChatMessage.objects.select_related("session")
-    if not _is_service(actor):
+    if not actor.is_service:
         messages = messages.filter(session__user_id=actor.pk)
     try:
         return messages.get(pk=message_id)

@@ -48,12 +48,8 @@ _SESSION_SUMMARY_FIELDS = [
 ]
 
 
-def _is_service(actor) -> bool:
-    return bool(getattr(actor, "is_service", False))
-
-
 def _ensure_may_write(actor, session: ChatSession) -> None:
-    if _is_service(actor):
+    if actor.is_service:
         if not actor.has_scope(Scope.CHAT_WRITE):
             raise PermissionDenied("This service token lacks the chat:write scope.")
     elif session.user_id != actor.pk:
@@ -84,7 +80,7 @@ def chat_session_create(*, actor, title: str = "", user_id: int | None = None) -
 
 
 def _owner_id(actor, user_id: int | None) -> int:
-    if not _is_service(actor):
+    if not actor.is_service:
         if user_id is not None:
             raise ValidationError({"user_id": "Only service tokens may name a session's owner."})
         return actor.pk
@@ -375,7 +371,7 @@ def chat_stream_relay(
     text. Raises ``RealtimeUnavailableError`` (503) when the channel layer is
     down, since relaying is this call's whole purpose.
     """
-    if not _is_service(actor):
+    if not actor.is_service:
         raise PermissionDenied("Only the AI service may stream replies.")
     _ensure_may_write(actor, session)
     if typing is not None and not events.assistant_typing(

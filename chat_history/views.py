@@ -48,6 +48,7 @@ from chat_history.serializers import (
     session_data,
 )
 from config.schema import error_response
+from config.validation import validated
 from users.models import Scope
 from users.permissions import EndUserOnly, EndUserOrScopedService, ScopedServiceOnly
 
@@ -78,15 +79,9 @@ class FormatParamNegotiation(DefaultContentNegotiation):
         URL_FORMAT_OVERRIDE = None
 
 
-def _validated(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 def _query(serializer_class, request) -> dict:
     # A plain dict: a QueryDict would turn absent booleans into False.
-    return _validated(serializer_class, request.query_params.dict())
+    return validated(serializer_class, request.query_params.dict())
 
 
 def _idempotency_key(request, data: dict) -> str | None:
@@ -150,7 +145,7 @@ class ChatSessionViewSet(viewsets.GenericViewSet):
         responses={201: SessionSerializer},
     )
     def create(self, request):
-        data = _validated(SessionCreateInputSerializer, request.data)
+        data = validated(SessionCreateInputSerializer, request.data)
         session = services.chat_session_create(actor=request.user, **data)
         return Response(session_data(session), status=status.HTTP_201_CREATED)
 
@@ -165,7 +160,7 @@ class ChatSessionViewSet(viewsets.GenericViewSet):
         responses=SessionSerializer,
     )
     def partial_update(self, request, session_id):
-        data = _validated(SessionUpdateInputSerializer, request.data)
+        data = validated(SessionUpdateInputSerializer, request.data)
         session = selectors.session_get(actor=request.user, session_id=session_id)
         session = services.chat_session_update(actor=request.user, session=session, **data)
         return Response(session_data(session))
@@ -215,7 +210,7 @@ class ChatSessionViewSet(viewsets.GenericViewSet):
     )
     @messages.mapping.post
     def create_message(self, request, session_id):
-        data = _validated(MessageCreateBodySerializer, request.data)
+        data = validated(MessageCreateBodySerializer, request.data)
         return _create_message(request, session_id=session_id, data=data)
 
     @extend_schema(
@@ -233,7 +228,7 @@ class ChatSessionViewSet(viewsets.GenericViewSet):
     )
     @action(detail=True, methods=["post"], permission_classes=[ScopedServiceOnly])
     def stream(self, request, session_id):
-        data = _validated(StreamInputSerializer, request.data)
+        data = validated(StreamInputSerializer, request.data)
         session = selectors.session_get(actor=request.user, session_id=session_id)
         services.chat_stream_relay(actor=request.user, session=session, **data)
         return Response({"relayed": True}, status=status.HTTP_202_ACCEPTED)
@@ -290,7 +285,7 @@ class ChatMessageViewSet(viewsets.GenericViewSet):
         },
     )
     def create(self, request):
-        data = _validated(MessageCreateInputSerializer, request.data)
+        data = validated(MessageCreateInputSerializer, request.data)
         return _create_message(request, session_id=data["session_id"], data=data)
 
     @extend_schema(summary="Get a message", responses=MessageSerializer)
@@ -305,7 +300,7 @@ class ChatMessageViewSet(viewsets.GenericViewSet):
         responses=MessageSerializer,
     )
     def partial_update(self, request, message_id):
-        data = _validated(MessageUpdateInputSerializer, request.data)
+        data = validated(MessageUpdateInputSerializer, request.data)
         message = selectors.message_get(actor=request.user, message_id=message_id)
         message = services.chat_message_update(actor=request.user, message=message, **data)
         return Response(message_data(message))

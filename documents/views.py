@@ -11,6 +11,7 @@ from rest_framework.response import Response
 
 from config.parsers import JSONParser
 from config.schema import VALIDATION_ERROR, error_response
+from config.validation import validated
 from documents import selectors, services
 from documents.errors import DocumentFileMissingError
 from documents.serializers import (
@@ -33,12 +34,6 @@ _NOT_PROCESSING = error_response(
     "`invalid_transition`: the document is not in a state that allows this "
     "(`current_status` says which it is in)."
 )
-
-
-def _validated(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 @extend_schema(tags=["documents"])
@@ -66,7 +61,7 @@ class DocumentViewSet(viewsets.GenericViewSet):
         responses={200: DocumentListItemSerializer(many=True), 400: VALIDATION_ERROR},
     )
     def list(self, request):
-        filters = _validated(DocumentListQuerySerializer, request.query_params)
+        filters = validated(DocumentListQuerySerializer, request.query_params)
         page = self.paginate_queryset(selectors.document_list(user=request.user, **filters))
         return self.get_paginated_response(DocumentListItemSerializer(page, many=True).data)
 
@@ -90,7 +85,7 @@ class DocumentViewSet(viewsets.GenericViewSet):
         },
     )
     def create(self, request):
-        data = _validated(DocumentUploadInputSerializer, request.data)
+        data = validated(DocumentUploadInputSerializer, request.data)
         document = services.document_upload(user=request.user, file=data["file"])
         return Response(
             DocumentUploadOutputSerializer(document).data, status=status.HTTP_201_CREATED
@@ -172,7 +167,7 @@ class DocumentJobViewSet(viewsets.GenericViewSet):
         },
     )
     def claim(self, request):
-        data = _validated(ClaimInputSerializer, request.data)
+        data = validated(ClaimInputSerializer, request.data)
         worker = "/".join(filter(None, [request.auth.name, data.get("worker")]))
         document = services.document_claim_next(worker=worker)
         if document is None:
@@ -194,7 +189,7 @@ class DocumentJobViewSet(viewsets.GenericViewSet):
         },
     )
     def report_status(self, request, document_id: int):
-        data = _validated(StatusReportInputSerializer, request.data)
+        data = validated(StatusReportInputSerializer, request.data)
         document = services.document_report_status(document_id=document_id, **data)
         return Response(DocumentDetailSerializer(document).data)
 
@@ -207,6 +202,6 @@ class DocumentJobViewSet(viewsets.GenericViewSet):
         responses={200: DeletionSerializer(many=True), 400: VALIDATION_ERROR},
     )
     def deletions(self, request):
-        since = _validated(DeletionQuerySerializer, request.query_params).get("since")
+        since = validated(DeletionQuerySerializer, request.query_params).get("since")
         page = self.paginate_queryset(selectors.document_deletion_list(since=since))
         return self.get_paginated_response(DeletionSerializer(page, many=True).data)

@@ -6,6 +6,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
 from config.schema import error_response
+from config.validation import validated
 from users import services
 from users.authentication import ServiceTokenAuthentication, UserJWTAuthentication
 from users.models import Scope
@@ -30,12 +31,6 @@ from users.throttles import LoginAccountThrottle, LoginClientThrottle, RegisterT
 _BAD_TOKEN = error_response("The refresh token is invalid, expired or already used.")
 
 
-def _validated(serializer_class, request):
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 @extend_schema(tags=["auth"])
 class AuthViewSet(viewsets.ViewSet):
     """Registration, login, token refresh and logout (no credentials needed)."""
@@ -57,7 +52,7 @@ class AuthViewSet(viewsets.ViewSet):
         responses={201: RegisterOutputSerializer},
     )
     def register(self, request):
-        data = _validated(RegisterInputSerializer, request)
+        data = validated(RegisterInputSerializer, request.data)
         user = services.user_create(
             username=data["username"], email=data["email"], password=data["password"]
         )
@@ -77,7 +72,7 @@ class AuthViewSet(viewsets.ViewSet):
         responses={200: LoginOutputSerializer, 401: error_response("Wrong email or password.")},
     )
     def login(self, request):
-        data = _validated(LoginInputSerializer, request)
+        data = validated(LoginInputSerializer, request.data)
         user = services.user_authenticate(
             request=request, email=data["email"], password=data["password"]
         )
@@ -91,7 +86,7 @@ class AuthViewSet(viewsets.ViewSet):
         responses={200: TokenPairSerializer, 401: _BAD_TOKEN},
     )
     def refresh(self, request):
-        data = _validated(RefreshInputSerializer, request)
+        data = validated(RefreshInputSerializer, request.data)
         return Response(services.token_refresh(refresh=data["refresh"]))
 
     @extend_schema(
@@ -101,7 +96,7 @@ class AuthViewSet(viewsets.ViewSet):
         responses={204: OpenApiResponse(description="Logged out."), 401: _BAD_TOKEN},
     )
     def logout(self, request):
-        data = _validated(RefreshInputSerializer, request)
+        data = validated(RefreshInputSerializer, request.data)
         services.token_revoke(refresh=data["refresh"])
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -129,7 +124,7 @@ class ProfileViewSet(viewsets.ViewSet):
         return Response(ProfileOutputSerializer(request.user).data)
 
     def partial_update(self, request):
-        data = _validated(ProfileUpdateInputSerializer, request)
+        data = validated(ProfileUpdateInputSerializer, request.data)
         services.profile_update(user=request.user, **data)
         return Response(ProfileOutputSerializer(request.user).data)
 
@@ -140,7 +135,7 @@ class ProfileViewSet(viewsets.ViewSet):
         responses={200: StatusMessageSerializer},
     )
     def set_api_key(self, request):
-        data = _validated(ApiKeyInputSerializer, request)
+        data = validated(ApiKeyInputSerializer, request.data)
         services.api_key_set(user=request.user, api_key=data["api_key"])
         return Response({"status": "success", "message": "Your API key was stored encrypted."})
 
@@ -165,7 +160,7 @@ class ProfileViewSet(viewsets.ViewSet):
         responses={200: PasswordChangeOutputSerializer},
     )
     def change_password(self, request):
-        data = _validated(PasswordChangeInputSerializer, request)
+        data = validated(PasswordChangeInputSerializer, request.data)
         revoked = services.password_change(
             user=request.user,
             old_password=data["old_password"],

@@ -1,11 +1,9 @@
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 
 import pytest
-from django.db import connection
 from django.urls import reverse
 from rest_framework.test import APIClient
 
@@ -598,32 +596,22 @@ def test_post_message_runs_fixed_queries_whatever_the_history(
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_requests_with_the_same_key_create_one_message():
+def test_concurrent_requests_with_the_same_key_create_one_message(run_concurrently):
     session = ChatSessionFactory()
     count = 6
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
 
-    def post(index: int) -> None:
+    def post(index: int):
         client = APIClient()
         client.force_authenticate(user=session.user)
-        try:
-            barrier.wait()
-            response = client.post(
-                history_url(session),
-                {"role": "user", "content": "once"},
-                format="json",
-                HTTP_IDEMPOTENCY_KEY="same",
-            )
-            results[index] = (response.status_code, response.json()["id"])
-        finally:
-            connection.close()
+        response = client.post(
+            history_url(session),
+            {"role": "user", "content": "once"},
+            format="json",
+            HTTP_IDEMPOTENCY_KEY="same",
+        )
+        return response.status_code, response.json()["id"]
 
-    threads = [threading.Thread(target=post, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = run_concurrently(count, post)
 
     assert sorted(status for status, _ in results) == [200] * (count - 1) + [201]
     assert len({message_id for _, message_id in results}) == 1

@@ -1,10 +1,7 @@
 from __future__ import annotations
 
-import threading
-
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import connection
 
 from chat_history import services
 from chat_history.errors import IdempotencyConflictError, MessageNotFoundError, SessionNotFoundError
@@ -584,30 +581,9 @@ def test_role_outside_the_choices_is_refused_by_the_database(session):
 # --- Concurrency (PostgreSQL) ---------------------------------------------------
 
 
-def _in_threads(count: int, work) -> list:
-    results: list = [None] * count
-    barrier = threading.Barrier(count)
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait()
-            results[index] = work(index)
-        except Exception as exc:  # reported by the assertion below
-            results[index] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
-
-
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_creates_never_lose_a_count():
+def test_concurrent_creates_never_lose_a_count(run_concurrently):
     session = ChatSessionFactory()
     per_thread = 10
 
@@ -617,7 +593,7 @@ def test_concurrent_creates_never_lose_a_count():
             _create(fresh, content=f"thread {index} message {n}")
         return per_thread
 
-    assert _in_threads(4, work) == [per_thread] * 4
+    assert run_concurrently(4, work) == [per_thread] * 4
     session.refresh_from_db()
     assert session.message_count == 4 * per_thread == ChatMessage.objects.count()
     assert session.last_message_id == ChatMessage.objects.order_by("-id").first().pk
@@ -625,7 +601,7 @@ def test_concurrent_creates_never_lose_a_count():
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_creates_with_the_same_key_make_one_row():
+def test_concurrent_creates_with_the_same_key_make_one_row(run_concurrently):
     session = ChatSessionFactory()
 
     def work(index: int):
@@ -633,7 +609,7 @@ def test_concurrent_creates_with_the_same_key_make_one_row():
         message, created = _create(fresh, client_message_id="same-key")
         return message.pk, created
 
-    results = _in_threads(6, work)
+    results = run_concurrently(6, work)
 
     assert len({pk for pk, _ in results}) == 1
     assert sorted(created for _, created in results) == [False] * 5 + [True]

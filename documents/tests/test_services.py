@@ -613,35 +613,9 @@ def test_events_go_only_to_the_owner(
 # --- Concurrency (PostgreSQL: real row locks between connections) -------------
 
 
-def _in_threads(count: int, target) -> list:
-    """Run ``target(index)`` in ``count`` threads started together; results or exceptions."""
-    import threading
-
-    from django.db import connection
-
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            results[index] = target(index)
-        except Exception as exc:  # returned to the test, which asserts on it
-            results[index] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
-
-
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_claimers_receive_different_documents():
+def test_concurrent_claimers_receive_different_documents(run_concurrently):
     documents = DocumentFactory.create_batch(12)
 
     def drain(index: int) -> list[int]:
@@ -650,7 +624,7 @@ def test_concurrent_claimers_receive_different_documents():
             claimed.append(document.pk)
         return claimed
 
-    results = _in_threads(4, drain)
+    results = run_concurrently(4, drain)
 
     claimed = [pk for result in results for pk in result]
     assert sorted(claimed) == sorted(d.pk for d in documents)  # each exactly once
@@ -697,14 +671,14 @@ def test_claim_skips_a_document_locked_by_a_claim_in_flight():
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_reports_on_one_lease_cannot_both_win():
+def test_concurrent_reports_on_one_lease_cannot_both_win(run_concurrently):
     document = DocumentFactory(processing=True)
     reports = [
         {"status": "processed", "chunk_count": 5},
         {"status": "failed", "error": "worker crashed"},
     ]
 
-    results = _in_threads(
+    results = run_concurrently(
         2,
         lambda i: services.document_report_status(
             document_id=document.pk, lease_id=document.lease_id, **reports[i]
@@ -720,11 +694,11 @@ def test_concurrent_reports_on_one_lease_cannot_both_win():
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_identical_uploads_keep_one_document_and_one_file(settings):
+def test_concurrent_identical_uploads_keep_one_document_and_one_file(settings, run_concurrently):
     user = UserFactory()
     content = pdf_bytes(2)
 
-    results = _in_threads(
+    results = run_concurrently(
         3, lambda i: services.document_upload(user=user, file=upload(f"copy{i}.pdf", content))
     )
 
