@@ -27,11 +27,6 @@ def _users_with_profile():
     return User.objects.select_related("profile").defer("profile__encrypted_api_key")
 
 
-def user_get_with_profile(*, user_id: int) -> User:
-    """The user and profile in one query, without the encrypted key column."""
-    return _users_with_profile().get(pk=user_id)
-
-
 def user_get_for_auth(*, user_id, with_profile: bool = False) -> User | None:
     """The user a token names (with the profile joined on request); None for an
     unknown or malformed id."""

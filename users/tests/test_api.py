@@ -30,6 +30,10 @@ def _login(client, email, password=DEFAULT_PASSWORD, **extra):
     return client.post(reverse("users:login"), {"email": email, "password": password}, **extra)
 
 
+def _throttle_rates(settings, **rates: str) -> None:
+    settings.REST_FRAMEWORK = settings.REST_FRAMEWORK | {"DEFAULT_THROTTLE_RATES": rates}
+
+
 def _bearer(token: str) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
@@ -99,13 +103,7 @@ def test_register_requires_every_field(api_client, missing):
 
 
 def test_register_is_throttled_per_client(api_client, settings):
-    settings.REST_FRAMEWORK = settings.REST_FRAMEWORK | {
-        "DEFAULT_THROTTLE_RATES": {
-            "register": "2/min",
-            "login_client": "9/min",
-            "login_account": "9/min",
-        }
-    }
+    _throttle_rates(settings, register="2/min", login_client="9/min", login_account="9/min")
     for n in range(2):
         assert _register(api_client, username=f"u{n}", email=f"u{n}@e.com").status_code == 201
     response = _register(api_client, username="u9", email="u9@e.com")
@@ -141,13 +139,7 @@ def test_login_refuses_inactive_user(api_client):
 
 
 def test_login_is_throttled_per_client(api_client, user, settings):
-    settings.REST_FRAMEWORK = settings.REST_FRAMEWORK | {
-        "DEFAULT_THROTTLE_RATES": {
-            "login_client": "3/min",
-            "login_account": "100/min",
-            "register": "9/min",
-        }
-    }
+    _throttle_rates(settings, login_client="3/min", login_account="100/min", register="9/min")
     for n in range(3):
         _login(api_client, f"someone{n}@example.com", "nope")
     response = _login(api_client, user.email)
@@ -156,13 +148,7 @@ def test_login_is_throttled_per_client(api_client, user, settings):
 
 
 def test_login_is_throttled_per_account_across_clients(api_client, user, settings):
-    settings.REST_FRAMEWORK = settings.REST_FRAMEWORK | {
-        "DEFAULT_THROTTLE_RATES": {
-            "login_client": "100/min",
-            "login_account": "2/min",
-            "register": "9/min",
-        }
-    }
+    _throttle_rates(settings, login_client="100/min", login_account="2/min", register="9/min")
     for n in range(2):
         _login(api_client, user.email, "wrong", REMOTE_ADDR=f"10.0.0.{n}")
     response = _login(api_client, user.email.upper(), REMOTE_ADDR="10.0.0.99")

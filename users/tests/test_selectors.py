@@ -5,11 +5,11 @@ from users import selectors, services
 pytestmark = pytest.mark.django_db
 
 
-def test_user_get_with_profile_is_one_query_and_never_decrypts(user, django_assert_num_queries):
+def test_user_with_profile_is_one_query_and_never_decrypts(user, django_assert_num_queries):
     services.api_key_set(user=user, api_key="sk-" + "q" * 40)
 
     with django_assert_num_queries(1) as captured:
-        found = selectors.user_get_with_profile(user_id=user.pk)
+        found = selectors.user_get_for_auth(user_id=user.pk, with_profile=True)
         assert found.profile.has_api_key is True
     assert "encrypted_api_key" not in captured.captured_queries[0]["sql"]
 
