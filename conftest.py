@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 import threading
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from rest_framework.test import APIClient
@@ -124,3 +133,93 @@ def run_concurrently():
         return results
 
     return _run
+
+
+# --- A real server ---------------------------------------------------------------
+
+PROJECT = Path(__file__).resolve().parent
+
+
+def _database_url() -> str:
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def _asgi_server():
+    """``uvicorn config.asgi:application`` on a free port, as ``make run`` starts it."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DJANGO_DEBUG": "False",
+        "DJANGO_SECRET_KEY": settings.SECRET_KEY,
+        "ENCRYPTION_KEY": ",".join(settings.ENCRYPTION_KEYS),
+        "DJANGO_SECURE_SSL_REDIRECT": "False",
+        "DATABASE_URL": _database_url(),
+        "REDIS_URL": settings.REDIS_URL,
+        "DB_POOL": "False",
+    }
+    server = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "config.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--lifespan",
+            "off",
+            "--log-level",
+            "warning",
+        ],
+        cwd=PROJECT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _wait_until_up(port, server)
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def _wait_until_up(port: int, server: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise AssertionError(f"server exited: {server.stdout.read()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health/", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError("server did not come up in 30 s")
+
+
+@pytest.fixture
+def asgi_server(transactional_db):
+    """``with asgi_server() as "host:port":`` the real ASGI server in a subprocess.
+
+    It opens the test database (so tests see committed data only:
+    ``transactional_db``) with the test run's secrets, so a token minted in the
+    test is valid there.
+    """
+    return _asgi_server

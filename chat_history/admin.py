@@ -14,20 +14,10 @@ from django.utils.html import format_html
 
 from chat_history import services
 from chat_history.models import ChatMessage, ChatSession
+from core.admin import ServiceErrorsAdmin
+from users.principals import OperatorPrincipal
 
 INLINE_MESSAGES = 20
-
-
-class OperatorPrincipal:
-    """The admin acts with the rights of a service holding chat:write."""
-
-    is_service = True
-
-    def __init__(self, request) -> None:
-        self.log_label = f"admin:{request.user.pk}"
-
-    def has_scope(self, scope: str) -> bool:
-        return True
 
 
 class RecentMessagesInline(admin.TabularInline):
@@ -52,7 +42,7 @@ class RecentMessagesInline(admin.TabularInline):
 
 
 @admin.register(ChatSession)
-class ChatSessionAdmin(admin.ModelAdmin):
+class ChatSessionAdmin(ServiceErrorsAdmin):
     list_display = ("title_or_id", "user", "message_count", "pinned", "archived", "updated_at")
     list_filter = ("archived", "pinned", ("updated_at", admin.DateFieldListFilter))
     list_select_related = ("user",)
@@ -127,7 +117,7 @@ class ChatSessionAdmin(admin.ModelAdmin):
 
 
 @admin.register(ChatMessage)
-class ChatMessageAdmin(admin.ModelAdmin):
+class ChatMessageAdmin(ServiceErrorsAdmin):
     list_display = ("id", "session", "role", "short_content", "created_at")
     list_filter = ("role", ("created_at", admin.DateFieldListFilter))
     list_select_related = ("session",)

@@ -31,21 +31,20 @@ import asyncio
 import contextlib
 import logging
 from functools import cached_property
+from typing import ClassVar
 
 from channels.db import database_sync_to_async
-from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
-from rest_framework import serializers as drf_serializers
 
 from chat_history import selectors, services
 from chat_history.errors import SessionNotFoundError
+from chat_history.events import session_group
 from chat_history.models import Role
 from chat_history.serializers import MessageCreateBodySerializer, StreamInputSerializer
-from config import presence
-from config.errors import DomainError
-from config.realtime import relay_message, session_group
-from config.validation import validated
-from config.websocket import CloseCode, RealtimeConsumer
+from core.validation import validated
+from realtime import presence
+from realtime.consumers import CloseCode, Frame, RealtimeConsumer
+from realtime.publish import relay_message
 from users.models import Scope
 
 logger = logging.getLogger(__name__)
@@ -63,17 +62,19 @@ def _session_for(principal, session_id: str):
 
 
 class ChatSessionConsumer(RealtimeConsumer):
+    frames: ClassVar[dict[str, Frame]] = {
+        "message": Frame("receive_message", scope=Scope.CHAT_WRITE),
+        "assistant.delta": Frame("receive_stream", scope=Scope.CHAT_WRITE, end_users=False),
+        "assistant.typing": Frame("receive_stream", scope=Scope.CHAT_WRITE, end_users=False),
+    }
     session = None
     _heartbeat: asyncio.Task | None = None
 
     async def connect(self):
-        principal = self.principal
-        if not principal.is_authenticated:
-            return await self.refuse(CloseCode.UNAUTHENTICATED)
-        if getattr(principal, "is_service", False) and not principal.has_scope(Scope.CHAT_READ):
-            return await self.refuse(CloseCode.FORBIDDEN)
+        if not await self.allowed(scope=Scope.CHAT_READ):
+            return None
         session_id = self.scope["url_route"]["kwargs"]["session_id"]
-        self.session = await database_sync_to_async(_session_for)(principal, session_id)
+        self.session = await database_sync_to_async(_session_for)(self.principal, session_id)
         if self.session is None:
             return await self.refuse(CloseCode.NOT_FOUND)
         self.group = session_group(self.session.session_id)
@@ -147,28 +148,9 @@ class ChatSessionConsumer(RealtimeConsumer):
         if message["event_type"] == "session.deleted":
             await self.close(code=CloseCode.NOT_FOUND)
 
-    # --- frames from the client -------------------------------------------------
+    # --- frames from the client (``frames``) ------------------------------------------
 
-    async def receive_json(self, content, **kwargs):
-        handler = {
-            "message": self._receive_message,
-            "assistant.delta": self._receive_stream,
-            "assistant.typing": self._receive_stream,
-        }.get(content["type"])
-        if handler is None:
-            return await super().receive_json(content, **kwargs)
-        try:
-            return await handler(content)
-        except drf_serializers.ValidationError as exc:
-            return await self.send_error("invalid", "Invalid message.", errors=exc.detail)
-        except ValidationError as exc:
-            return await self.send_error("invalid", "Invalid message.", errors=exc.message_dict)
-        except PermissionDenied as exc:
-            return await self.send_error("permission_denied", str(exc) or "Not allowed.")
-        except DomainError as exc:
-            return await self.send_error(exc.code, exc.detail, **exc.extra)
-
-    async def _receive_message(self, content: dict) -> None:
+    async def receive_message(self, content: dict) -> None:
         body = {"role": Role.USER, **{k: v for k, v in content.items() if k != "type"}}
         data = validated(MessageCreateBodySerializer, body)
         message, created = await database_sync_to_async(services.chat_message_create)(
@@ -189,7 +171,7 @@ class ChatSessionConsumer(RealtimeConsumer):
             }
         )
 
-    async def _receive_stream(self, content: dict) -> None:
+    async def receive_stream(self, content: dict) -> None:
         body = {k: v for k, v in content.items() if k != "type"}
         if content["type"] == "assistant.typing":
             body.setdefault("typing", True)

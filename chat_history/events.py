@@ -18,9 +18,16 @@ Called only by ``chat_history.services``. Payloads reuse ``message_data`` and
 
 from __future__ import annotations
 
+import uuid
+
 from chat_history.models import ChatMessage, ChatSession
 from chat_history.serializers import message_data, session_data
-from config.realtime import publish, publish_on_commit, session_group, user_group
+from realtime.publish import publish, publish_on_commit, user_group
+
+
+def session_group(session_id: uuid.UUID | str) -> str:
+    """Every socket watching one chat session."""
+    return f"chat_session.{uuid.UUID(str(session_id)).hex}"
 
 
 def _message_event(kind: str, message: ChatMessage) -> None:

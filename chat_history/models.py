@@ -9,17 +9,57 @@ fast as one with five.
 
 from __future__ import annotations
 
+import json
 import uuid
+from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from config.models import TimestampedModel
+from core.models import TimestampedModel
 
 TITLE_MAX_LENGTH = 255
 PREVIEW_MAX_LENGTH = 200
 CLIENT_MESSAGE_ID_MAX_LENGTH = 128
+STREAM_ID_MAX_LENGTH = 128
+
+
+# --- What a message may hold ----------------------------------------------------
+# The one home of these rules: the input serializers apply them at the edge, and
+# the services to values they compute (a metadata merge). Limits are read from
+# settings at call time.
+
+
+def validate_message_content(value: str) -> None:
+    limit = settings.CHAT_MESSAGE_MAX_LENGTH
+    if not value.strip():
+        raise ValidationError("May not be blank.", code="blank")
+    if len(value) > limit:
+        raise ValidationError(
+            f"Must be at most {limit} characters (it has {len(value)}).", code="max_length"
+        )
+
+
+def validate_message_metadata(value: Any) -> None:
+    """A JSON object of at most ``CHAT_METADATA_MAX_BYTES`` bytes of compact UTF-8 JSON."""
+    limit = settings.CHAT_METADATA_MAX_BYTES
+    if not isinstance(value, dict):
+        raise ValidationError("Must be a JSON object.", code="invalid")
+    try:
+        encoded = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError):
+        raise ValidationError(
+            "Must contain only JSON values (no NaN or Infinity).", code="invalid"
+        ) from None
+    if "\\u0000" in encoded:
+        raise ValidationError("Null characters are not allowed.", code="null_characters")
+    size = len(encoded.encode())
+    if size > limit:
+        raise ValidationError(
+            f"Must be at most {limit} bytes as JSON (it has {size}).", code="max_length"
+        )
 
 
 class Role(models.TextChoices):

@@ -10,6 +10,7 @@ delegate to those functions; a test keeps the two in step.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -18,10 +19,13 @@ from rest_framework import serializers
 
 from chat_history.models import (
     CLIENT_MESSAGE_ID_MAX_LENGTH,
+    STREAM_ID_MAX_LENGTH,
     TITLE_MAX_LENGTH,
     ChatMessage,
     ChatSession,
     Role,
+    validate_message_content,
+    validate_message_metadata,
 )
 
 if TYPE_CHECKING:
@@ -203,9 +207,23 @@ class StatsSerializer(serializers.Serializer):
 
 
 # --- Input ------------------------------------------------------------------
-# Shape only; the rules (lengths from settings, roles, metadata size) are
-# enforced by the services so every caller, a WebSocket consumer included,
-# gets the same checks.
+# Every caller validates here, the WebSocket consumers included; the limits
+# that come from settings are the model's validators, read at call time.
+
+SEARCH_MAX_TERMS = 8
+_WORD = re.compile(r"\w+")
+
+
+def _content_field(**kwargs) -> serializers.CharField:
+    return serializers.CharField(
+        trim_whitespace=False, validators=[validate_message_content], **kwargs
+    )
+
+
+def _metadata_field(help_text: str) -> serializers.DictField:
+    return serializers.DictField(
+        required=False, validators=[validate_message_metadata], help_text=help_text
+    )
 
 
 class SessionCreateInputSerializer(serializers.Serializer):
@@ -218,7 +236,8 @@ class SessionCreateInputSerializer(serializers.Serializer):
 
 
 class SessionUpdateInputSerializer(serializers.Serializer):
-    title = serializers.CharField(max_length=TITLE_MAX_LENGTH, required=False)
+    # Blank passes here: that a title, once set, stays set is the service's rule.
+    title = serializers.CharField(max_length=TITLE_MAX_LENGTH, required=False, allow_blank=True)
     archived = serializers.BooleanField(required=False)
     pinned = serializers.BooleanField(required=False)
 
@@ -242,8 +261,8 @@ class MessageCreateBodySerializer(serializers.Serializer):
     """The body of ``POST sessions/{session_id}/messages/``."""
 
     role = serializers.ChoiceField(choices=Role.choices)
-    content = serializers.CharField(allow_blank=True, trim_whitespace=False)
-    metadata = serializers.DictField(required=False)
+    content = _content_field()
+    metadata = _metadata_field("Free-form JSON object (tokens_used, sources, model...).")
     client_message_id = serializers.CharField(
         required=False,
         max_length=CLIENT_MESSAGE_ID_MAX_LENGTH,
@@ -251,7 +270,7 @@ class MessageCreateBodySerializer(serializers.Serializer):
     )
     stream_id = serializers.CharField(
         required=False,
-        max_length=128,
+        max_length=STREAM_ID_MAX_LENGTH,
         help_text="The stream this final message completes; kept as metadata.stream_id.",
     )
 
@@ -260,7 +279,8 @@ class StreamInputSerializer(serializers.Serializer):
     """The body of ``POST sessions/{session_id}/stream/``: a piece of a reply."""
 
     stream_id = serializers.CharField(
-        max_length=128, help_text="Names the reply; the final message carries it too."
+        max_length=STREAM_ID_MAX_LENGTH,
+        help_text="Names the reply; the final message carries it too.",
     )
     delta = serializers.CharField(
         required=False,
@@ -293,7 +313,8 @@ class MessageCreateInputSerializer(MessageCreateBodySerializer):
 
 
 class MessageUpdateInputSerializer(serializers.Serializer):
-    content = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    content = _content_field(required=False)
+    # The merged result's size is checked by the service, which alone knows it.
     metadata = serializers.DictField(
         required=False,
         help_text="Merged into the stored metadata (JSON merge patch: null removes a key).",
@@ -334,4 +355,14 @@ class ExportQuerySerializer(serializers.Serializer):
 
 
 class SearchQuerySerializer(serializers.Serializer):
-    q = serializers.CharField(max_length=200)
+    q = serializers.CharField(
+        max_length=200,
+        help_text=f"Words to find (the first {SEARCH_MAX_TERMS}); punctuation is ignored.",
+    )
+
+    def validate_q(self, value: str) -> list[str]:
+        """The words of the query, which is what the search takes."""
+        terms = _WORD.findall(value)[:SEARCH_MAX_TERMS]
+        if not terms:
+            raise serializers.ValidationError("Search for at least one word.")
+        return terms

@@ -1,22 +1,22 @@
 """Writes of the chat history: sessions and messages.
 
 Every function is keyword-only and runs in one transaction; the events it
-publishes (``chat_history.events``) leave only after that transaction commits.
-``actor`` is the acting principal: an end user, who may only write their own
-sessions, or a service principal, which needs the ``chat:write`` scope. Views
-check this already; the services check again because WebSocket consumers call
-them directly.
+publishes (``chat_history.events``) are encoded inside it and leave only after
+it commits. Callers (views, consumers, the admin) have already decided who may
+do what: the permission layer checks a service token's scope, and the
+selectors hand out only sessions and messages the actor may see. Input arrives
+validated by the input serializers; the rules here are the ones that need the
+database (idempotency, counters, a merged metadata's size).
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import Case, Count, F, Max, Q, QuerySet, Value, When
+from django.db.models.functions import Substr
 
 from chat_history import events
 from chat_history.errors import (
@@ -26,17 +26,16 @@ from chat_history.errors import (
     SessionNotFoundError,
 )
 from chat_history.models import (
-    CLIENT_MESSAGE_ID_MAX_LENGTH,
     PREVIEW_MAX_LENGTH,
     ChatMessage,
     ChatSession,
     Role,
+    validate_message_metadata,
 )
 from users import selectors as user_selectors
-from users.models import Scope
+from users.principals import Principal
 
 TITLE_FROM_MESSAGE_LENGTH = 60
-STREAM_ID_MAX_LENGTH = 128
 _SESSION_SUMMARY_FIELDS = [
     "title",
     "message_count",
@@ -46,14 +45,6 @@ _SESSION_SUMMARY_FIELDS = [
     "last_message_preview",
     "last_message_at",
 ]
-
-
-def _ensure_may_write(actor, session: ChatSession) -> None:
-    if actor.is_service:
-        if not actor.has_scope(Scope.CHAT_WRITE):
-            raise PermissionDenied("This service token lacks the chat:write scope.")
-    elif session.user_id != actor.pk:
-        raise SessionNotFoundError()
 
 
 def one_line(text: str, length: int) -> str:
@@ -67,25 +58,24 @@ def one_line(text: str, length: int) -> str:
 
 
 @transaction.atomic
-def chat_session_create(*, actor, title: str = "", user_id: int | None = None) -> ChatSession:
-    """A new, empty session. A service names the owner with ``user_id``.
+def chat_session_create(
+    *, actor: Principal, title: str = "", user_id: int | None = None
+) -> ChatSession:
+    """A new, empty session; its owner is the end user, or the active user a
+    service names with ``user_id``.
 
     Publishes ``session.created`` to the owner's group.
     """
-    session = ChatSession.objects.create(
-        user_id=_owner_id(actor, user_id), title=_clean_title(title, required=False)
-    )
+    session = ChatSession.objects.create(user_id=_owner_id(actor, user_id), title=title.strip())
     events.session_created(session)
     return session
 
 
-def _owner_id(actor, user_id: int | None) -> int:
+def _owner_id(actor: Principal, user_id: int | None) -> int:
     if not actor.is_service:
         if user_id is not None:
             raise ValidationError({"user_id": "Only service tokens may name a session's owner."})
         return actor.pk
-    if not actor.has_scope(Scope.CHAT_WRITE):
-        raise PermissionDenied("This service token lacks the chat:write scope.")
     if user_id is None:
         raise ValidationError({"user_id": "Required when a service token creates a session."})
     if user_selectors.user_get_active(user_id=user_id) is None:
@@ -93,17 +83,10 @@ def _owner_id(actor, user_id: int | None) -> int:
     return user_id
 
 
-def _clean_title(title: str, *, required: bool) -> str:
-    title = title.strip()
-    if required and not title:
-        raise ValidationError({"title": "The title may not be blank."})
-    return title
-
-
 @transaction.atomic
 def chat_session_update(
     *,
-    actor,
+    actor: Principal,
     session: ChatSession,
     title: str | None = None,
     archived: bool | None = None,
@@ -111,14 +94,15 @@ def chat_session_update(
 ) -> ChatSession:
     """Rename, archive/unarchive, pin/unpin. Unchanged values write nothing.
 
-    Publishes ``session.updated`` to the session's and the owner's groups.
+    A title, once set, cannot be blanked (an untitled session takes its title
+    from its first user message). Publishes ``session.updated`` to the
+    session's and the owner's groups.
     """
-    _ensure_may_write(actor, session)
-    wanted = {
-        "title": _clean_title(title, required=True) if title is not None else None,
-        "archived": archived,
-        "pinned": pinned,
-    }
+    if title is not None:
+        title = title.strip()
+        if not title:
+            raise ValidationError({"title": "The title may not be blank."})
+    wanted = {"title": title, "archived": archived, "pinned": pinned}
     changed = [
         name
         for name, value in wanted.items()
@@ -133,12 +117,11 @@ def chat_session_update(
 
 
 @transaction.atomic
-def chat_session_delete(*, actor, session: ChatSession) -> None:
+def chat_session_delete(*, actor: Principal, session: ChatSession) -> None:
     """Delete the session and all its messages (one DELETE each, however many).
 
-    Publishes ``session.deleted`` to the owner's group.
+    Publishes ``session.deleted`` to the owner's group and the session's.
     """
-    _ensure_may_write(actor, session)
     user_id, session_id = session.user_id, str(session.session_id)
     session.delete()
     events.session_deleted(user_id=user_id, session_id=session_id)
@@ -150,7 +133,7 @@ def chat_session_delete(*, actor, session: ChatSession) -> None:
 @transaction.atomic
 def chat_message_create(
     *,
-    actor,
+    actor: Principal,
     session: ChatSession,
     role: str,
     content: str,
@@ -174,14 +157,10 @@ def chat_message_create(
     ``session.updated`` to the owner's (and to the session's when the title
     was just set).
     """
-    _ensure_may_write(actor, session)
-    metadata = _clean_message_input(
-        role=role,
-        content=content,
-        metadata={} if metadata is None else metadata,
-        client_message_id=client_message_id,
-        stream_id=stream_id,
-    )
+    metadata = {} if metadata is None else metadata
+    if stream_id is not None:
+        metadata = {**metadata, "stream_id": stream_id}
+        _validate_metadata(metadata)
     message = ChatMessage(
         session=session,
         role=str(role),  # a plain string in events, even if given a Role member
@@ -239,19 +218,79 @@ def _session_record_new_message(session: ChatSession, message: ChatMessage) -> b
         # Only an untitled session takes one: services never blank a title.
         title = one_line(message.content, TITLE_FROM_MESSAGE_LENGTH)
         counted["title"] = _when(Q(title=""), title, "title")
-    latest = {
-        **counted,
-        "last_message_id": message.pk,
-        "last_message_role": message.role,
-        "last_message_preview": one_line(message.content, PREVIEW_MAX_LENGTH),
-        "last_message_at": message.created_at,
-    }
+    latest = {**counted, **_last_message_copy(message)}
     sessions = ChatSession.objects.filter(pk=session.pk)
     is_newer = Q(last_message_id__isnull=True) | Q(last_message_id__lt=message.pk)
     if not sessions.filter(is_newer).update(**latest) and not sessions.update(**counted):
         raise SessionNotFoundError()  # deleted meanwhile; roll the insert back
     session.refresh_from_db(fields=_SESSION_SUMMARY_FIELDS)
     return not had_title and bool(session.title)
+
+
+def _last_message_copy(message: ChatMessage | None) -> dict[str, Any]:
+    """The session's copy of its newest message (``message``; None: no messages)."""
+    if message is None:
+        return {
+            "last_message_id": None,
+            "last_message_role": "",
+            "last_message_preview": "",
+            "last_message_at": None,
+        }
+    return {
+        "last_message_id": message.pk,
+        "last_message_role": message.role,
+        "last_message_preview": one_line(message.content, PREVIEW_MAX_LENGTH),
+        "last_message_at": message.created_at,
+    }
+
+
+def chat_session_counters_refresh(
+    *, sessions: QuerySet[ChatSession], batch_size: int = 1000
+) -> int:
+    """Recompute the columns the services maintain, for data written around them.
+
+    Bulk loads, imports and test fixtures insert messages without
+    ``chat_message_create``; this sets each session's ``message_count``, its
+    copy of the newest message and ``updated_at`` (that message's time; an
+    empty session keeps its own) from the messages, exactly as the inserts
+    would have left them. Four queries per ``batch_size`` sessions, whatever
+    their length (only the head of each newest message is read). Returns the
+    number of sessions written.
+    """
+    written = 0
+    pks = list(sessions.order_by("pk").values_list("pk", flat=True))
+    for start in range(0, len(pks), batch_size):
+        batch = ChatSession.objects.filter(pk__in=pks[start : start + batch_size])
+        written += _refresh_counters(list(batch))
+    return written
+
+
+def _refresh_counters(sessions: list[ChatSession]) -> int:
+    totals = {
+        row["session_id"]: row
+        for row in ChatMessage.objects.filter(session__in=sessions)
+        .values("session_id")
+        .annotate(count=Count("id"), last_id=Max("id"))
+        .order_by()
+    }
+    newest = {
+        message.pk: message
+        for message in ChatMessage.objects.filter(
+            pk__in=[row["last_id"] for row in totals.values()]
+        )
+        .annotate(head=Substr("content", 1, PREVIEW_MAX_LENGTH * 4))
+        .only("id", "session_id", "role", "created_at")
+    }
+    for session in sessions:
+        row = totals.get(session.pk)
+        last = newest[row["last_id"]] if row else None
+        if last is not None:
+            last.content = last.head  # the preview needs only the head
+            session.updated_at = last.created_at
+        session.message_count = row["count"] if row else 0
+        for name, value in _last_message_copy(last).items():
+            setattr(session, name, value)
+    return ChatSession.objects.bulk_update(sessions, _SESSION_SUMMARY_FIELDS[1:])
 
 
 def _when(condition: Q, value: Any, field: str) -> Case:
@@ -266,7 +305,7 @@ def _when(condition: Q, value: Any, field: str) -> Case:
 @transaction.atomic
 def chat_message_update(
     *,
-    actor,
+    actor: Principal,
     message: ChatMessage,
     content: str | None = None,
     metadata: dict[str, Any] | None = None,
@@ -280,7 +319,6 @@ def chat_message_update(
     message preview changed). Unchanged values write and publish nothing.
     """
     session = message.session
-    _ensure_may_write(actor, session)
     try:
         current = ChatMessage.objects.select_for_update().get(pk=message.pk)
     except ChatMessage.DoesNotExist:
@@ -288,12 +326,11 @@ def chat_message_update(
     current.session = session
     changed = []
     if content is not None and content != current.content:
-        _raise_if({"content": _content_error(content)})
         current.content = content
         changed.append("content")
     if metadata is not None:
         merged = merge_patch(current.metadata, metadata)
-        _raise_if({"metadata": _metadata_error(merged)})
+        _validate_metadata(merged)
         if merged != current.metadata:
             current.metadata = merged
             changed.append("metadata")
@@ -325,14 +362,13 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 
 @transaction.atomic
-def chat_message_delete(*, actor, message: ChatMessage) -> None:
+def chat_message_delete(*, actor: Principal, message: ChatMessage) -> None:
     """Delete one message; the session's count and last-message copy follow.
 
     Locks the session row, so the recount cannot interleave with an insert.
     Publishes ``message.deleted`` to the session's group and
     ``session.updated`` to the owner's.
     """
-    _ensure_may_write(actor, message.session)
     session = ChatSession.objects.select_for_update().get(pk=message.session_id)
     deleted, _ = ChatMessage.objects.filter(pk=message.pk).delete()
     if not deleted:
@@ -340,12 +376,7 @@ def chat_message_delete(*, actor, message: ChatMessage) -> None:
     updates: dict[str, Any] = {"message_count": F("message_count") - 1}
     if session.last_message_id == message.pk:
         previous = ChatMessage.objects.filter(session_id=session.pk).order_by("-id").first()
-        updates.update(
-            last_message_id=previous.pk if previous else None,
-            last_message_role=previous.role if previous else "",
-            last_message_preview=one_line(previous.content, PREVIEW_MAX_LENGTH) if previous else "",
-            last_message_at=previous.created_at if previous else None,
-        )
+        updates.update(_last_message_copy(previous))
     ChatSession.objects.filter(pk=session.pk).update(**updates)
     session.refresh_from_db(fields=_SESSION_SUMMARY_FIELDS)
     events.message_deleted(session=session, message_id=message.pk)
@@ -357,7 +388,7 @@ def chat_message_delete(*, actor, message: ChatMessage) -> None:
 
 def chat_stream_relay(
     *,
-    actor,
+    actor: Principal,
     session: ChatSession,
     stream_id: str,
     delta: str | None = None,
@@ -371,9 +402,6 @@ def chat_stream_relay(
     text. Raises ``RealtimeUnavailableError`` (503) when the channel layer is
     down, since relaying is this call's whole purpose.
     """
-    if not actor.is_service:
-        raise PermissionDenied("Only the AI service may stream replies.")
-    _ensure_may_write(actor, session)
     if typing is not None and not events.assistant_typing(
         session=session, stream_id=stream_id, typing=typing
     ):
@@ -384,73 +412,10 @@ def chat_stream_relay(
         raise RealtimeUnavailableError()
 
 
-# --- Validation -----------------------------------------------------------------
-# Rules every caller gets (REST views and WebSocket consumers alike); limits
-# are read from settings at call time.
-
-
-def _raise_if(errors: dict[str, str | None]) -> None:
-    errors = {field: message for field, message in errors.items() if message}
-    if errors:
-        raise ValidationError(errors)
-
-
-def _clean_message_input(
-    *,
-    role: str,
-    content: str,
-    metadata: Any,
-    client_message_id: str | None,
-    stream_id: str | None,
-) -> dict[str, Any]:
-    """The metadata to store (with ``stream_id`` folded in); raises on any bad field."""
-    errors = {
-        "role": None if role in Role.values else f"Must be one of: {', '.join(Role.values)}.",
-        "content": _content_error(content),
-        "client_message_id": _key_error(client_message_id, CLIENT_MESSAGE_ID_MAX_LENGTH),
-        "stream_id": _key_error(stream_id, STREAM_ID_MAX_LENGTH),
-    }
-    if isinstance(metadata, dict) and stream_id is not None:
-        metadata = {**metadata, "stream_id": stream_id}
-    errors["metadata"] = _metadata_error(metadata)
-    _raise_if(errors)
-    return metadata
-
-
-def _content_error(content: Any) -> str | None:
-    limit = settings.CHAT_MESSAGE_MAX_LENGTH
-    if not isinstance(content, str):
-        return "Must be a string."
-    if not content.strip():
-        return "May not be blank."
-    if len(content) > limit:
-        return f"Must be at most {limit} characters (it has {len(content)})."
-    if "\x00" in content:
-        return "Null characters are not allowed."
-    return None
-
-
-def _key_error(value: Any, max_length: int) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value or len(value) > max_length:
-        return f"Must be a non-empty string of at most {max_length} characters."
-    if "\x00" in value:
-        return "Null characters are not allowed."
-    return None
-
-
-def _metadata_error(metadata: Any) -> str | None:
-    limit = settings.CHAT_METADATA_MAX_BYTES
-    if not isinstance(metadata, dict):
-        return "Must be a JSON object."
+def _validate_metadata(metadata: dict[str, Any]) -> None:
+    """The stored metadata's rule, for values this module builds (a merge, a
+    folded ``stream_id``); input is checked by the serializers."""
     try:
-        encoded = json.dumps(metadata, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    except (TypeError, ValueError, RecursionError):
-        return "Must contain only JSON values (no NaN or Infinity)."
-    if "\\u0000" in encoded:
-        return "Null characters are not allowed."
-    size = len(encoded.encode())
-    if size > limit:
-        return f"Must be at most {limit} bytes as JSON (it has {size})."
-    return None
+        validate_message_metadata(metadata)
+    except ValidationError as exc:
+        raise ValidationError({"metadata": exc.messages}) from None

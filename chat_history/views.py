@@ -22,7 +22,7 @@ from rest_framework.decorators import action
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 
-from chat_history import selectors, services
+from chat_history import search, selectors, services, stats
 from chat_history.exports import EXPORTERS
 from chat_history.serializers import (
     ExportQuerySerializer,
@@ -47,10 +47,10 @@ from chat_history.serializers import (
     openai_message_data,
     session_data,
 )
-from config.schema import error_response
-from config.validation import validated
+from core.permissions import EndUserOnly, EndUserOrScopedService, ScopedServiceOnly
+from core.schema import error_response
+from core.validation import validated
 from users.models import Scope
-from users.permissions import EndUserOnly, EndUserOrScopedService, ScopedServiceOnly
 
 READ, WRITE = Scope.CHAT_READ, Scope.CHAT_WRITE
 
@@ -326,9 +326,9 @@ class ChatSearchViewSet(viewsets.GenericViewSet):
         responses=SearchHitSerializer(many=True),
     )
     def list(self, request):
-        terms = selectors.search_terms(_query(SearchQuerySerializer, request)["q"])
-        page = self.paginate_queryset(selectors.search_hits(user=request.user, terms=terms))
-        hits = selectors.search_snippets(hits=page, terms=terms)
+        terms = _query(SearchQuerySerializer, request)["q"]
+        page = self.paginate_queryset(search.search_hits(user=request.user, terms=terms))
+        hits = search.search_snippets(hits=page, terms=terms)
         return self.get_paginated_response(SearchHitSerializer(hits, many=True).data)
 
 
@@ -340,4 +340,4 @@ class ChatStatsViewSet(viewsets.ViewSet):
 
     @extend_schema(summary="My chat usage, overall and per day", responses=StatsSerializer)
     def summary(self, request):
-        return Response(StatsSerializer(selectors.chat_stats(user=request.user)).data)
+        return Response(StatsSerializer(stats.chat_stats(user=request.user)).data)

@@ -12,6 +12,7 @@ keys of their own (for instance the id of a conflicting object).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -21,7 +22,6 @@ from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
-from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
@@ -38,24 +38,53 @@ def error_body(detail: str, code: str, errors: Any = None, **extra: Any) -> dict
     return body
 
 
-def exception_handler(exc: Exception, context: dict) -> Response:
+@dataclass(frozen=True)
+class ErrorAnswer:
+    """What an error answers with: status, the body of the one shape, headers."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def detail(self) -> str:
+        return self.body["detail"]
+
+
+def error_answer(exc: BaseException) -> ErrorAnswer | None:
+    """How ``exc`` is told to the caller; None if it is not an error the API
+    knows (a bug, which the caller logs and answers as a 500).
+
+    The one translator from exception to error body: the DRF exception
+    handler, the WebSocket consumers and the admin all use it.
+    """
     if isinstance(exc, DomainError):
-        set_rollback()
-        return Response(error_body(exc.detail, exc.code, **exc.extra), status=exc.status_code)
+        return ErrorAnswer(exc.status_code, error_body(exc.detail, exc.code, **exc.extra))
     api_exc = _as_api_exception(exc)
     if api_exc is None:
+        return None
+    headers = {}
+    if auth_header := getattr(api_exc, "auth_header", None):
+        headers["WWW-Authenticate"] = auth_header
+    if (wait := getattr(api_exc, "wait", None)) is not None:
+        headers["Retry-After"] = str(int(wait))
+    return ErrorAnswer(api_exc.status_code, _body_for(api_exc), headers)
+
+
+SERVER_ERROR = ErrorAnswer(
+    status.HTTP_500_INTERNAL_SERVER_ERROR, error_body("A server error occurred.", "server_error")
+)
+
+
+def exception_handler(exc: Exception, context: dict) -> Response:
+    """DRF's ``EXCEPTION_HANDLER``: every failure of a view as one JSON error."""
+    set_rollback()
+    answer = error_answer(exc)
+    if answer is None:
         view = context.get("view")
         logger.exception("Unhandled error in %s", type(view).__name__ if view else "view")
-        set_rollback()
-        return Response(
-            error_body("A server error occurred.", "server_error"),
-            status=status.HTTP_500_INTERNAL_SERVER_ERROR,
-        )
-    # DRF's own handler supplies the headers (WWW-Authenticate, Retry-After)
-    # and the transaction rollback; only the body is reshaped.
-    response = drf_exception_handler(api_exc, context)
-    response.data = _body_for(api_exc)
-    return response
+        answer = SERVER_ERROR
+    return Response(answer.body, status=answer.status, headers=answer.headers)
 
 
 def _as_api_exception(exc: Exception) -> exceptions.APIException | None:

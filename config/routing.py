@@ -1,7 +1,7 @@
 from django.urls import path, re_path
 
 from chat_history.routing import websocket_urlpatterns as chat_patterns
-from config.websocket import UnknownRouteConsumer, UserEventsConsumer
+from realtime.consumers import UnknownRouteConsumer, UserEventsConsumer
 
 websocket_urlpatterns = [
     path("ws/events/", UserEventsConsumer.as_asgi()),

@@ -8,15 +8,15 @@ through the API.
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
 
-from config.errors import DomainError
+from config.exceptions import error_answer
+from core.admin import ServiceErrorsAdmin
 from documents import services
 from documents.models import DocumentDeletion, DocumentMetadata
 
 
 @admin.register(DocumentMetadata)
-class DocumentMetadataAdmin(admin.ModelAdmin):
+class DocumentMetadataAdmin(ServiceErrorsAdmin):
     list_display = (
         "filename",
         "user",
@@ -74,9 +74,13 @@ class DocumentMetadataAdmin(admin.ModelAdmin):
         for document_id in queryset.values_list("pk", flat=True):
             try:
                 action(document_id=document_id)
+            except Exception as exc:
+                answer = error_answer(exc)
+                if answer is None:
+                    raise
+                refused.append(f"{document_id}: {answer.detail}")
+            else:
                 done += 1
-            except (DomainError, ValidationError) as exc:
-                refused.append(f"{document_id}: {exc}")
         self.message_user(request, f"{verb} {done} document(s).", messages.SUCCESS)
         if refused:
             self.message_user(request, "Skipped " + "; ".join(refused), messages.WARNING)

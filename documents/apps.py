@@ -5,3 +5,11 @@ class DocumentsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "documents"
     verbose_name = "Documents"
+
+    def ready(self) -> None:
+        from documents import services
+        from users.hooks import on_user_delete
+
+        # An account's documents go through their service: files removed, and
+        # each deletion fed to the AI service so it drops the vectors.
+        on_user_delete(services.document_delete_all_for_user)

@@ -19,7 +19,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from config.models import TimestampedModel
+from core.models import TimestampedModel
 
 
 class DocumentStatus(models.TextChoices):
@@ -27,6 +27,10 @@ class DocumentStatus(models.TextChoices):
     PROCESSING = "processing", "Processing"
     PROCESSED = "processed", "Processed"
     FAILED = "failed", "Failed"
+
+
+# What a worker may report about the document it leased (``document_report_status``).
+REPORTABLE_STATUSES = (DocumentStatus.PROCESSING, DocumentStatus.PROCESSED, DocumentStatus.FAILED)
 
 
 class FileType(models.TextChoices):

@@ -5,8 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from documents.models import DocumentStatus, FileType
-from documents.services import REPORTABLE_STATUSES
+from documents.models import REPORTABLE_STATUSES, DocumentStatus, FileType
 
 
 def _string_enum(values) -> dict:
@@ -83,6 +82,15 @@ class StatusReportInputSerializer(serializers.Serializer):
         default="",
         help_text="Required with `failed`; shown to the owner.",
     )
+
+    def validate(self, attrs):
+        if attrs["status"] == DocumentStatus.PROCESSED and attrs.get("chunk_count") is None:
+            raise serializers.ValidationError(
+                {"chunk_count": "Required when the status is processed."}
+            )
+        if attrs["status"] == DocumentStatus.FAILED and not attrs["error"].strip():
+            raise serializers.ValidationError({"error": "Required when the status is failed."})
+        return attrs
 
 
 class DeletionQuerySerializer(serializers.Serializer):

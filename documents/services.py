@@ -1,8 +1,8 @@
 """Writes of the documents domain: upload, delete, and the processing protocol.
 
-Every status change publishes ``document.status`` (``document_event``) to the
-owner's stream once its transaction commits; a deletion publishes
-``document.deleted``. The state machine lives here and nowhere else:
+Every status change publishes ``document.status`` to the owner's stream once
+its transaction commits; a deletion publishes ``document.deleted``
+(``documents.events``). The state machine lives here and nowhere else:
 
 =================  ==========================  ===============================
 from               to                          by
@@ -25,7 +25,6 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -33,29 +32,20 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from rest_framework.fields import DateTimeField
 
-from config.realtime import publish_on_commit, user_group
-from documents import selectors
+from documents import events, selectors
 from documents.errors import (
     DocumentNotFoundError,
     DuplicateDocumentError,
     InvalidTransitionError,
     LeaseExpiredError,
 )
+from documents.inspection import CHUNK_SIZE, EXTENSION_OF_TYPE, clean_filename, inspect_upload
 from documents.models import DocumentDeletion, DocumentMetadata, DocumentStatus
-from documents.uploads import (
-    CHUNK_SIZE,
-    EXTENSION_OF_TYPE,
-    clean_filename,
-    inspect_upload,
-    too_large,
-)
 
 logger = logging.getLogger(__name__)
 
 Status = DocumentStatus
-REPORTABLE_STATUSES = (Status.PROCESSING, Status.PROCESSED, Status.FAILED)
 # Every column a state change may touch; saved together so no change is half-written.
 _STATE_FIELDS = [
     "status",
@@ -72,50 +62,19 @@ _STATE_FIELDS = [
 ]
 
 
-# --- Events -------------------------------------------------------------------
-
-
-def document_event(document: DocumentMetadata) -> dict[str, Any]:
-    """The ``document.status`` event: the one place its JSON is shaped."""
-    processed_at = document.processed_at
-    return {
-        "type": "document.status",
-        "document": {
-            "id": document.pk,
-            "filename": document.filename,
-            "status": document.status,
-            "processed": document.processed,
-            "page_count": document.page_count,
-            "chunk_count": document.chunk_count,
-            "processing_error": document.processing_error,
-            "processed_at": DateTimeField().to_representation(processed_at)
-            if processed_at
-            else None,
-        },
-    }
-
-
-def _publish_status(document: DocumentMetadata) -> None:
-    publish_on_commit(user_group(document.user_id), document_event(document))
-
-
 # --- Upload and delete --------------------------------------------------------
 
 
 def document_upload(*, user, file: UploadedFile) -> DocumentMetadata:
     """Check, store and record an uploaded file; publish ``pending``.
 
-    Nothing is stored when a check fails: empty (400), over
-    ``DOCUMENT_MAX_UPLOAD_SIZE`` (413), unsupported or mismatched type (415),
-    unreadable content (400), identical content already uploaded by this user
-    (409 naming it). The file goes to the default storage under a generated
+    Nothing is stored when a check fails (``documents.inspection``): empty
+    (400), over ``DOCUMENT_MAX_UPLOAD_SIZE`` (413), unsupported or mismatched
+    type (415), unreadable content (400); nor when this user already uploaded
+    identical content (409 naming it). The file goes to the default storage under a generated
     name before the row is written; if the row cannot be written, the file is
     deleted again. ``file.sha256`` is used when the upload handler computed it.
     """
-    if not file.size:
-        raise ValidationError({"file": "The submitted file is empty."})
-    if file.size > settings.DOCUMENT_MAX_UPLOAD_SIZE:
-        raise too_large(settings.DOCUMENT_MAX_UPLOAD_SIZE)
     filename = clean_filename(file.name or "")
     inspection = inspect_upload(file, filename=filename)
     sha256 = getattr(file, "sha256", "") or _sha256_of(file)
@@ -135,7 +94,7 @@ def document_upload(*, user, file: UploadedFile) -> DocumentMetadata:
                 page_count=inspection.page_count,
                 qdrant_collection=settings.DOCUMENT_QDRANT_COLLECTION,
             )
-            _publish_status(document)
+            events.document_status(document)
     except Exception as exc:
         default_storage.delete(stored_name)
         if isinstance(exc, IntegrityError):
@@ -180,10 +139,7 @@ def document_delete(*, user, document_id: int) -> DocumentDeletion:
     document.delete()
     stored_name = document.file_path
     transaction.on_commit(lambda: default_storage.delete(stored_name), robust=True)
-    publish_on_commit(
-        user_group(deletion.owner_id),
-        {"type": "document.deleted", "document_id": deletion.document_id},
-    )
+    events.document_deleted(owner_id=deletion.owner_id, document_id=deletion.document_id)
     return deletion
 
 
@@ -225,7 +181,7 @@ def document_claim_next(*, worker: str) -> DocumentMetadata | None:
         document.lease_owner = worker[:200]
         document.lease_expires_at = _lease_end()
         document.save(update_fields=_STATE_FIELDS)
-        _publish_status(document)
+        events.document_status(document)
     return document
 
 
@@ -241,14 +197,14 @@ def document_report_status(
 ) -> DocumentMetadata:
     """A worker's report on the document it leased; the row is locked meanwhile.
 
-    ``processing`` renews the lease (a heartbeat); ``processed`` needs
-    ``chunk_count``; ``failed`` needs ``error`` and is final until the owner
-    asks to reprocess. Raises ``InvalidTransitionError`` (409) unless the document
+    ``processing`` renews the lease (a heartbeat); ``processed`` (with
+    ``chunk_count``) and ``failed`` (with ``error``, final until the owner
+    asks to reprocess) finish the job; ``StatusReportInputSerializer`` checks
+    that shape. Raises ``InvalidTransitionError`` (409) unless the document
     is processing and ``LeaseExpiredError`` (409) unless ``lease_id`` is its
     current, unexpired lease; nothing changes then. Two reports on one lease
     are serialised by the lock: the second sees the first's outcome.
     """
-    _validate_report(status=status, chunk_count=chunk_count, error=error)
     document = _locked(document_id)
     _ensure_current_lease(document, lease_id=lease_id)
     if status == Status.PROCESSING:
@@ -263,15 +219,6 @@ def document_report_status(
     else:
         _set_status(document, Status.FAILED, error=error)
     return document
-
-
-def _validate_report(*, status: str, chunk_count: int | None, error: str) -> None:
-    if status not in REPORTABLE_STATUSES:
-        raise ValidationError({"status": f"Report one of: {', '.join(REPORTABLE_STATUSES)}."})
-    if status == Status.PROCESSED and chunk_count is None:
-        raise ValidationError({"chunk_count": "Required when the status is processed."})
-    if status == Status.FAILED and not error.strip():
-        raise ValidationError({"error": "Required when the status is failed."})
 
 
 def _ensure_current_lease(document: DocumentMetadata, *, lease_id: uuid.UUID) -> None:
@@ -394,7 +341,7 @@ def _set_status(document: DocumentMetadata, status: str, *, error: str = "") -> 
     document.lease_owner = ""
     document.lease_expires_at = None
     document.save(update_fields=_STATE_FIELDS)
-    _publish_status(document)
+    events.document_status(document)
 
 
 def _lease_end():

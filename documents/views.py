@@ -7,13 +7,16 @@ from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
+from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from config.parsers import JSONParser
-from config.schema import VALIDATION_ERROR, error_response
-from config.validation import validated
+from core.parsers import JSONParser
+from core.permissions import EndUserOnly, EndUserOrScopedService, ScopedServiceOnly
+from core.schema import VALIDATION_ERROR, error_response
+from core.validation import validated
 from documents import selectors, services
 from documents.errors import DocumentFileMissingError
+from documents.inspection import CONTENT_TYPES
 from documents.serializers import (
     ClaimInputSerializer,
     ClaimOutputSerializer,
@@ -26,9 +29,8 @@ from documents.serializers import (
     DocumentUploadOutputSerializer,
     StatusReportInputSerializer,
 )
-from documents.uploads import CONTENT_TYPES, DocumentUploadParser
+from documents.uploads import DocumentUploadParser
 from users.models import Scope
-from users.permissions import EndUserOnly, EndUserOrScopedService, ScopedServiceOnly
 
 _NOT_PROCESSING = error_response(
     "`invalid_transition`: the document is not in a state that allows this "
@@ -44,6 +46,8 @@ class DocumentViewSet(viewsets.GenericViewSet):
     # Only multipart uploads are parsed here; the other routes read no body.
     parser_classes = [DocumentUploadParser]
     service_scopes = {"file": Scope.DOCUMENTS_PROCESS}
+    lookup_url_kwarg = "document_id"
+    lookup_value_converter = "int"
 
     def get_permissions(self):
         if self.action == "file":
@@ -117,6 +121,7 @@ class DocumentViewSet(viewsets.GenericViewSet):
             for content_type in CONTENT_TYPES.values()
         },
     )
+    @action(detail=True, methods=["get"])
     def file(self, request, document_id: int):
         document = selectors.document_get_for_file(actor=request.user, document_id=document_id)
         try:
@@ -137,6 +142,7 @@ class DocumentViewSet(viewsets.GenericViewSet):
         request=None,
         responses={200: DocumentDetailSerializer, 409: _NOT_PROCESSING},
     )
+    @action(detail=True, methods=["post"])
     def reprocess(self, request, document_id: int):
         document = services.document_reprocess(user=request.user, document_id=document_id)
         return Response(DocumentDetailSerializer(document).data)
@@ -153,6 +159,8 @@ class DocumentJobViewSet(viewsets.GenericViewSet):
         "report_status": Scope.DOCUMENTS_PROCESS,
         "deletions": Scope.DOCUMENTS_PROCESS,
     }
+    lookup_url_kwarg = "document_id"
+    lookup_value_converter = "int"
 
     @extend_schema(
         summary="Claim the oldest pending document",
@@ -166,6 +174,7 @@ class DocumentJobViewSet(viewsets.GenericViewSet):
             204: OpenApiResponse(description="Nothing to process."),
         },
     )
+    @action(detail=False, methods=["post"], url_path="jobs/claim")
     def claim(self, request):
         data = validated(ClaimInputSerializer, request.data)
         worker = "/".join(filter(None, [request.auth.name, data.get("worker")]))
@@ -188,6 +197,7 @@ class DocumentJobViewSet(viewsets.GenericViewSet):
             ),
         },
     )
+    @action(detail=True, methods=["post"], url_path="status", url_name="status")
     def report_status(self, request, document_id: int):
         data = validated(StatusReportInputSerializer, request.data)
         document = services.document_report_status(document_id=document_id, **data)
@@ -201,6 +211,7 @@ class DocumentJobViewSet(viewsets.GenericViewSet):
         parameters=[DeletionQuerySerializer],
         responses={200: DeletionSerializer(many=True), 400: VALIDATION_ERROR},
     )
+    @action(detail=False, methods=["get"])
     def deletions(self, request):
         since = validated(DeletionQuerySerializer, request.query_params).get("since")
         page = self.paginate_queryset(selectors.document_deletion_list(since=since))

@@ -5,6 +5,7 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.template.response import TemplateResponse
 
+from core.admin import ServiceErrorsAdmin
 from users import services
 from users.models import ApiKeyAccessLog, Profile, Scope, ServiceToken, User
 
@@ -17,7 +18,7 @@ class ProfileInline(admin.StackedInline):
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(ServiceErrorsAdmin, DjangoUserAdmin):
     inlines = [ProfileInline]
     list_display = ("email", "username", "is_active", "is_staff", "created_at")
     list_filter = ("is_active", "is_staff", "is_superuser", "profile__preferred_language")
@@ -76,7 +77,7 @@ class ServiceTokenAddForm(forms.ModelForm):
 
 
 @admin.register(ServiceToken)
-class ServiceTokenAdmin(admin.ModelAdmin):
+class ServiceTokenAdmin(ServiceErrorsAdmin):
     add_form = ServiceTokenAddForm
     list_display = ("name", "prefix", "scopes", "created_at", "last_used_at", "revoked_at")
     list_filter = (("revoked_at", admin.EmptyFieldListFilter),)

@@ -2,8 +2,8 @@
 
 A service token is sent like a JWT, ``Authorization: Bearer svc_...``; the
 ``svc_`` prefix routes it here, anything else falls through to JWT. The
-authenticated principal is a ``ServicePrincipal``, not a ``User``: it acts
-across users, limited by its scopes.
+authenticated principal is a ``ServicePrincipal`` (``users.principals``), not a
+``User``: it acts across users, limited by its scopes.
 """
 
 from __future__ import annotations
@@ -20,33 +20,10 @@ from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.utils import get_md5_hash_password
 
 from users import selectors, services
-from users.models import ServiceToken, User
+from users.models import User
+from users.principals import ServicePrincipal
 
 TOKEN_PREFIX = "svc_"  # noqa: S105 - a public marker, not a secret
-
-
-class ServicePrincipal:
-    """``request.user`` for a request made with a service token."""
-
-    is_authenticated = True
-    is_anonymous = False
-    is_active = True
-    is_staff = False
-    is_superuser = False
-    is_service = True
-
-    def __init__(self, token: ServiceToken) -> None:
-        self.token = token
-        self.scopes = frozenset(token.scopes)
-        # Throttles and logs key on ``pk``; it must never collide with a user id.
-        self.pk = self.id = f"service:{token.pk}"
-        self.log_label = f"service:{token.name}"
-
-    def has_scope(self, scope: str) -> bool:
-        return scope in self.scopes
-
-    def __str__(self) -> str:
-        return self.log_label
 
 
 class ServiceTokenAuthentication(authentication.BaseAuthentication):

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import ClassVar, Literal
+
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models, transaction
@@ -7,7 +9,7 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 
 from config.fields import EncryptedTextField
-from config.models import TimestampedModel
+from core.models import TimestampedModel
 
 
 class AccountManager(UserManager):
@@ -42,9 +44,9 @@ class User(AbstractUser, TimestampedModel):
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS = ["username"]
-    # End users act for themselves; service principals (users.authentication)
-    # say True here, so views and selectors can tell the two apart.
-    is_service = False
+    # End users act for themselves; the other principals (users.principals)
+    # say True here, so services and selectors can tell them apart.
+    is_service: ClassVar[Literal[False]] = False
 
     objects = AccountManager()
 
@@ -57,6 +59,10 @@ class User(AbstractUser, TimestampedModel):
 
     def __str__(self) -> str:
         return self.email
+
+    def has_scope(self, scope: str) -> bool:
+        """Scopes belong to service tokens; an end user acts by ownership."""
+        return False
 
 
 class Language(models.TextChoices):

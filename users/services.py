@@ -16,32 +16,20 @@ from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from config.errors import DomainError, NotFoundError
-from documents import services as document_services
 from users import selectors
+from users.errors import (
+    ApiKeyNotSetError,
+    InvalidCredentialsError,
+    InvalidRefreshTokenError,
+    UserNotFoundError,
+)
+from users.hooks import user_deletion_steps
 from users.models import ApiKeyAccessLog, Profile, Scope, ServiceToken, User
 
 # sk-..., sk-proj-..., sk-svcacct-..., sk-admin-...: the shapes OpenAI issues.
 OPENAI_KEY_PATTERN = re.compile(r"^sk-(?:(?:proj|svcacct|admin)-)?[A-Za-z0-9_-]{20,200}$")
 _KEY_PREFIX = re.compile(r"^sk-(?:(?:proj|svcacct|admin)-)?")
 LAST_USED_RESOLUTION = timedelta(minutes=1)
-
-
-class InvalidCredentialsError(DomainError):
-    status_code = 401
-    code = "invalid_credentials"
-    default_detail = "Invalid email or password."
-
-
-class InvalidRefreshTokenError(DomainError):
-    status_code = 401
-    code = "token_not_valid"
-    default_detail = "Token is invalid, expired or already used."
-
-
-class ApiKeyNotSetError(NotFoundError):
-    code = "api_key_not_set"
-    default_detail = "This user has not stored an API key."
 
 
 # --- Accounts ---------------------------------------------------------------
@@ -85,13 +73,16 @@ def user_authenticate(*, request, email: str, password: str) -> User:
 
 @transaction.atomic
 def user_delete(*, user: User) -> None:
-    """Delete an account and everything it owns.
+    """Delete an account and everything it owns, in one transaction.
 
-    Documents go through their own service first, so their files are removed
-    and the AI service hears of each deletion (to drop the vectors); chat
-    history, profile and tokens follow by cascade.
+    First the cleanup steps feature apps registered with
+    ``users.hooks.on_user_delete`` run: ``documents.apps`` registers
+    ``document_delete_all_for_user`` (files removed after commit, each deletion
+    fed to the AI service so it drops the vectors). Chat history, profile and
+    tokens then follow by cascade.
     """
-    document_services.document_delete_all_for_user(user=user)
+    for step in user_deletion_steps():
+        step(user=user)
     user.delete()
 
 
@@ -198,13 +189,13 @@ def api_key_set(*, user: User, api_key: str) -> Profile:
         updated_at=timezone.now(),
     )
     if not updated:
-        raise NotFoundError("Profile not found.")
+        raise UserNotFoundError("Profile not found.")
     _forget_cached_profile(user)
     return Profile.objects.defer("encrypted_api_key").get(user=user)
 
 
-def api_key_delete(*, user: User) -> bool:
-    """Remove the stored key; True if there was one."""
+def api_key_delete(*, user: User) -> None:
+    """Remove the stored key; ``ApiKeyNotSetError`` (404) if there was none."""
     deleted = bool(
         Profile.objects.filter(user=user)
         .exclude(api_key_hint="")
@@ -216,7 +207,8 @@ def api_key_delete(*, user: User) -> bool:
         )
     )
     _forget_cached_profile(user)
-    return deleted
+    if not deleted:
+        raise ApiKeyNotSetError()
 
 
 def _forget_cached_profile(user: User) -> None:
@@ -232,7 +224,7 @@ def api_key_read_for_service(*, service_token: ServiceToken, user_id: int) -> st
     """The decrypted key, for a service token with ``keys:read``; the read is logged."""
     profile = selectors.profile_get_for_key_read(user_id=user_id)
     if profile is None:
-        raise NotFoundError("No such user.")
+        raise UserNotFoundError()
     if not profile.encrypted_api_key:
         raise ApiKeyNotSetError()
     ApiKeyAccessLog.objects.create(user_id=user_id, service_token=service_token)

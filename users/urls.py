@@ -1,37 +1,18 @@
-from django.urls import path
+from rest_framework.routers import SimpleRouter
 
-from users.views import AuthViewSet, ProfileViewSet, ServiceApiKeyViewSet
+from core.routers import SingletonRouter
+from users.views import AuthViewSet, PasswordViewSet, ProfileViewSet, ServiceApiKeyViewSet
 
 app_name = "users"
 
-urlpatterns = [
-    path("register/", AuthViewSet.as_view({"post": "register"}), name="register"),
-    path("login/", AuthViewSet.as_view({"post": "login"}), name="login"),
-    path("token/refresh/", AuthViewSet.as_view({"post": "refresh"}), name="token-refresh"),
-    path("logout/", AuthViewSet.as_view({"post": "logout"}), name="logout"),
-    path(
-        "profile/",
-        ProfileViewSet.as_view({"get": "retrieve", "patch": "partial_update"}),
-        name="profile",
-    ),
-    path(
-        "profile/set-api-key/",
-        ProfileViewSet.as_view({"post": "set_api_key"}),
-        name="profile-set-api-key",
-    ),
-    path(
-        "profile/api-key/",
-        ProfileViewSet.as_view({"delete": "delete_api_key"}),
-        name="profile-api-key",
-    ),
-    path(
-        "password/change/",
-        ProfileViewSet.as_view({"post": "change_password"}),
-        name="password-change",
-    ),
-    path(
-        "<int:user_id>/api-key/",
-        ServiceApiKeyViewSet.as_view({"get": "retrieve"}),
-        name="service-api-key",
-    ),
-]
+# register/, login/, token/refresh/, logout/, password/change/, <user_id>/api-key/
+router = SimpleRouter(use_regex_path=False)
+router.register("", AuthViewSet, basename="auth")
+router.register("password", PasswordViewSet, basename="password")
+router.register("", ServiceApiKeyViewSet, basename="service")
+
+# profile/, profile/set-api-key/, profile/api-key/
+profile = SingletonRouter(use_regex_path=False)
+profile.register("profile", ProfileViewSet, basename="profile")
+
+urlpatterns = [*router.urls, *profile.urls]

@@ -2,15 +2,16 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
+from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
-from config.schema import error_response
-from config.validation import validated
+from core.permissions import EndUserOnly, ScopedServiceOnly
+from core.schema import error_response
+from core.validation import validated
 from users import services
 from users.authentication import ServiceTokenAuthentication, UserJWTAuthentication
 from users.models import Scope
-from users.permissions import EndUserOnly, ScopedServiceOnly
 from users.serializers import (
     ApiKeyInputSerializer,
     LoginInputSerializer,
@@ -51,6 +52,7 @@ class AuthViewSet(viewsets.ViewSet):
         request=RegisterInputSerializer,
         responses={201: RegisterOutputSerializer},
     )
+    @action(detail=False, methods=["post"])
     def register(self, request):
         data = validated(RegisterInputSerializer, request.data)
         user = services.user_create(
@@ -71,6 +73,7 @@ class AuthViewSet(viewsets.ViewSet):
         request=LoginInputSerializer,
         responses={200: LoginOutputSerializer, 401: error_response("Wrong email or password.")},
     )
+    @action(detail=False, methods=["post"])
     def login(self, request):
         data = validated(LoginInputSerializer, request.data)
         user = services.user_authenticate(
@@ -85,6 +88,7 @@ class AuthViewSet(viewsets.ViewSet):
         request=RefreshInputSerializer,
         responses={200: TokenPairSerializer, 401: _BAD_TOKEN},
     )
+    @action(detail=False, methods=["post"], url_path="token/refresh")
     def refresh(self, request):
         data = validated(RefreshInputSerializer, request.data)
         return Response(services.token_refresh(refresh=data["refresh"]))
@@ -95,6 +99,7 @@ class AuthViewSet(viewsets.ViewSet):
         request=RefreshInputSerializer,
         responses={204: OpenApiResponse(description="Logged out."), 401: _BAD_TOKEN},
     )
+    @action(detail=False, methods=["post"])
     def logout(self, request):
         data = validated(RefreshInputSerializer, request.data)
         services.token_revoke(refresh=data["refresh"])
@@ -134,6 +139,7 @@ class ProfileViewSet(viewsets.ViewSet):
         request=ApiKeyInputSerializer,
         responses={200: StatusMessageSerializer},
     )
+    @action(detail=False, methods=["post"], url_path="set-api-key")
     def set_api_key(self, request):
         data = validated(ApiKeyInputSerializer, request.data)
         services.api_key_set(user=request.user, api_key=data["api_key"])
@@ -147,10 +153,17 @@ class ProfileViewSet(viewsets.ViewSet):
             404: error_response("No key was stored."),
         },
     )
+    @action(detail=False, methods=["delete"], url_path="api-key", url_name="api-key")
     def delete_api_key(self, request):
-        if not services.api_key_delete(user=request.user):
-            raise services.ApiKeyNotSetError()
+        services.api_key_delete(user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(tags=["profile"])
+class PasswordViewSet(viewsets.ViewSet):
+    """The signed-in user's password."""
+
+    permission_classes = [EndUserOnly]
 
     @extend_schema(
         summary="Change your password",
@@ -159,7 +172,8 @@ class ProfileViewSet(viewsets.ViewSet):
         request=PasswordChangeInputSerializer,
         responses={200: PasswordChangeOutputSerializer},
     )
-    def change_password(self, request):
+    @action(detail=False, methods=["post"])
+    def change(self, request):
         data = validated(PasswordChangeInputSerializer, request.data)
         revoked = services.password_change(
             user=request.user,
@@ -180,13 +194,16 @@ class ServiceApiKeyViewSet(viewsets.ViewSet):
     """A user's decrypted OpenAI key, for the AI service only (scope keys:read)."""
 
     permission_classes = [ScopedServiceOnly]
-    service_scopes = {"retrieve": Scope.KEYS_READ}
+    service_scopes = {"api_key": Scope.KEYS_READ}
+    lookup_url_kwarg = "user_id"
+    lookup_value_converter = "int"
 
     @extend_schema(
         summary="Read a user's decrypted OpenAI API key (service only)",
         description="Every read is recorded (token, user, time) in the key access log.",
         responses={200: ServiceApiKeySerializer, 404: error_response("No such user, or no key.")},
     )
-    def retrieve(self, request, user_id: int):
+    @action(detail=True, methods=["get"], url_path="api-key", url_name="api-key")
+    def api_key(self, request, user_id: int):
         api_key = services.api_key_read_for_service(service_token=request.auth, user_id=user_id)
         return Response({"user_id": user_id, "api_key": api_key})

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from chat_history.tests.factories import ChatSessionFactory
@@ -19,15 +21,15 @@ def other_session(other_user):
 def published(monkeypatch):
     """Every event published after commit, as ``(group, event)`` pairs.
 
-    Replaces the channel-layer send itself (``config.realtime.publish``), so
-    what is recorded is exactly what would go to the sockets, and only once
-    the transaction has committed.
+    Replaces the channel-layer send itself (``realtime.publish._send``), so
+    what is recorded is exactly the encoded frame that would go to the sockets,
+    and only once the transaction has committed.
     """
     sent: list[tuple[str, dict]] = []
 
-    def record(group, event):
-        sent.append((group, event))
+    def record(group, message):
+        sent.append((group, json.loads(message["text"])))
         return True
 
-    monkeypatch.setattr("config.realtime.publish", record)
+    monkeypatch.setattr("realtime.publish._send", record)
     return sent

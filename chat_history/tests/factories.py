@@ -7,8 +7,8 @@ from django.db.models import Max
 from django.utils import timezone
 from factory.django import DjangoModelFactory
 
+from chat_history import services
 from chat_history.models import ChatMessage, ChatSession, Role
-from chat_history.services import PREVIEW_MAX_LENGTH, one_line
 from users.tests.factories import UserFactory
 
 
@@ -41,8 +41,8 @@ def add_messages(
     metadata: dict | None = None,
     created_at: datetime | None = None,
 ) -> list[ChatMessage]:
-    """``count`` messages in one bulk insert, with the session's counters kept
-    exactly as the services keep them (fast enough for long histories)."""
+    """``count`` messages in one bulk insert, then the session's counters set
+    by the service that keeps them (fast enough for long histories)."""
     messages = ChatMessage.objects.bulk_create(
         ChatMessage(
             session=session,
@@ -54,17 +54,9 @@ def add_messages(
     )
     if created_at is not None:
         ChatMessage.objects.filter(pk__in=[m.pk for m in messages]).update(created_at=created_at)
-    messages = list(ChatMessage.objects.filter(session=session).order_by("id"))
-    last = messages[-1] if messages else None
-    ChatSession.objects.filter(pk=session.pk).update(
-        message_count=len(messages),
-        last_message_id=last.pk if last else None,
-        last_message_role=last.role if last else "",
-        last_message_preview=one_line(last.content, PREVIEW_MAX_LENGTH) if last else "",
-        last_message_at=last.created_at if last else None,
-        updated_at=timezone.now(),
-    )
+    services.chat_session_counters_refresh(sessions=ChatSession.objects.filter(pk=session.pk))
     session.refresh_from_db()
+    messages = list(ChatMessage.objects.filter(session=session).order_by("id"))
     return messages[-count:] if count else []
 
 

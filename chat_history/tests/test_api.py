@@ -7,10 +7,11 @@ import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from chat_history.events import session_group
 from chat_history.models import ChatMessage, ChatSession, Role
 from chat_history.serializers import message_data, session_data
 from chat_history.tests.factories import ChatSessionFactory, add_messages
-from config.realtime import session_group, user_group
+from realtime.publish import user_group
 from users import services as user_services
 from users.models import Scope
 

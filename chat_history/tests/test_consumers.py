@@ -16,7 +16,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 from chat_history.models import ChatMessage, ChatSession
 from chat_history.tests.factories import ChatSessionFactory
 from config.asgi import application
-from config.websocket import CloseCode
+from realtime.consumers import CloseCode
 from users.models import Scope
 from users.tests.factories import UserFactory, service_token_create
 
@@ -277,7 +277,7 @@ async def test_read_only_service_cannot_write_over_the_socket(session):
     communicator = await _connect(session.session_id, await _service_secret(Scope.CHAT_READ))
     await communicator.send_json_to({"type": "message", "role": "assistant", "content": "hi"})
     error = await _next(communicator, "error")
-    assert error["code"] == "permission_denied"
+    assert error["code"] == "missing_scope"
     assert not await database_sync_to_async(ChatMessage.objects.exists)()
     await communicator.disconnect()
 
@@ -336,7 +336,7 @@ async def test_service_streams_over_the_socket_and_users_cannot(owner, session):
     assert (await _next(user_socket, "assistant.delta"))["delta"] == "Hi"
 
     await user_socket.send_json_to({"type": "assistant.delta", "stream_id": "s-9", "delta": "x"})
-    assert (await _next(user_socket, "error"))["code"] == "permission_denied"
+    assert (await _next(user_socket, "error"))["code"] == "service_only"
     await user_socket.disconnect()
     await service_socket.disconnect()
 
@@ -345,7 +345,7 @@ async def test_service_streams_over_the_socket_and_users_cannot(owner, session):
 
 
 async def test_rest_writes_succeed_and_log_when_the_layer_is_down(owner, session, caplog):
-    caplog.set_level(logging.WARNING, logger="config.realtime")
+    caplog.set_level(logging.WARNING, logger="realtime.publish")
     url = reverse("chat_history:session-messages", args=[session.session_id])
     with override_settings(CHANNEL_LAYERS=DEAD_REDIS):
         response = await _post(_rest(owner), url, {"role": "user", "content": "still saved"})

@@ -30,7 +30,7 @@ def test_unknown_api_urls_are_json_even_in_debug(client):
 
 
 def test_wrong_method_is_json_405(api_client):
-    response = api_client.get(reverse("users:login"))
+    response = api_client.get(reverse("users:auth-login"))
     assert response.status_code == 405
     assert response.json()["code"] == "method_not_allowed"
 
@@ -38,7 +38,7 @@ def test_wrong_method_is_json_405(api_client):
 def test_oversized_json_body_is_413(api_client, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
     response = api_client.post(
-        reverse("users:login"), {"email": "a@b.co", "password": "x" * 5000}, format="json"
+        reverse("users:auth-login"), {"email": "a@b.co", "password": "x" * 5000}, format="json"
     )
     assert response.status_code == 413
     assert response.json()["code"] == "payload_too_large"
@@ -46,7 +46,7 @@ def test_oversized_json_body_is_413(api_client, settings):
 
 def test_malformed_json_is_a_400(api_client):
     response = api_client.post(
-        reverse("users:login"), data="{not json", content_type="application/json"
+        reverse("users:auth-login"), data="{not json", content_type="application/json"
     )
     assert response.status_code == 400
     assert response.json()["code"] == "parse_error"

@@ -8,7 +8,7 @@ import json
 import pytest
 from channels.layers import get_channel_layer
 
-from config.realtime import user_group
+from realtime.publish import user_group
 
 
 class EventListener:

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 
 LIST = reverse("documents:document-list")
 CLAIM = reverse("documents:job-claim")
-DELETIONS = reverse("documents:deletion-list")
+DELETIONS = reverse("documents:job-deletions")
 TEXT = "회의록\n- RAG 파이프라인 점검\n".encode()
 BOUNDARY = "docs-test-boundary"
 
@@ -37,7 +37,7 @@ def file_url(document_id: int) -> str:
 
 
 def status_url(document_id: int) -> str:
-    return reverse("documents:document-status", args=[document_id])
+    return reverse("documents:job-status", args=[document_id])
 
 
 def reprocess_url(document_id: int) -> str:
@@ -525,7 +525,7 @@ def test_processing_routes_are_for_scoped_services_only(auth_client, make_servic
     report = {"status": "processed", "lease_id": str(document.lease_id), "chunk_count": 1}
     unscoped = make_service_client(Scope.CHAT_READ, Scope.KEYS_READ)
 
-    for client, code in [(auth_client, "service_only"), (unscoped, "service_only")]:
+    for client, code in [(auth_client, "service_only"), (unscoped, "missing_scope")]:
         assert_error(client.post(CLAIM), 403, code)
         assert_error(client.post(status_url(document.pk), report), 403, code)
         assert_error(client.get(DELETIONS), 403, code)

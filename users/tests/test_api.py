@@ -23,11 +23,11 @@ def _register(client, **overrides):
         "password": STRONG,
         "password_confirm": STRONG,
     } | overrides
-    return client.post(reverse("users:register"), body)
+    return client.post(reverse("users:auth-register"), body)
 
 
 def _login(client, email, password=DEFAULT_PASSWORD, **extra):
-    return client.post(reverse("users:login"), {"email": email, "password": password}, **extra)
+    return client.post(reverse("users:auth-login"), {"email": email, "password": password}, **extra)
 
 
 def _throttle_rates(settings, **rates: str) -> None:
@@ -98,7 +98,7 @@ def test_register_requires_every_field(api_client, missing):
     body = {"username": "u1", "email": "u1@example.com", "password": STRONG}
     body["password_confirm"] = STRONG
     del body[missing]
-    response = api_client.post(reverse("users:register"), body)
+    response = api_client.post(reverse("users:auth-register"), body)
     assert missing in _assert_error(response, 400, "invalid")["errors"]
 
 
@@ -164,16 +164,16 @@ def test_login_is_throttled_per_account_across_clients(api_client, user, setting
 def test_refresh_rotates_and_the_used_token_cannot_be_reused(api_client, user):
     pair = _login(api_client, user.email).json()["token"]
 
-    first = api_client.post(reverse("users:token-refresh"), {"refresh": pair["refresh"]})
+    first = api_client.post(reverse("users:auth-refresh"), {"refresh": pair["refresh"]})
     assert first.status_code == 200
     rotated = first.json()
     assert set(rotated) == {"access", "refresh"}
     assert rotated["refresh"] != pair["refresh"]
     assert _bearer(rotated["access"]).get(reverse("users:profile")).status_code == 200
 
-    reuse = api_client.post(reverse("users:token-refresh"), {"refresh": pair["refresh"]})
+    reuse = api_client.post(reverse("users:auth-refresh"), {"refresh": pair["refresh"]})
     _assert_error(reuse, 401, "token_not_valid")
-    again = api_client.post(reverse("users:token-refresh"), {"refresh": rotated["refresh"]})
+    again = api_client.post(reverse("users:auth-refresh"), {"refresh": rotated["refresh"]})
     assert again.status_code == 200
 
 
@@ -187,33 +187,35 @@ def test_refresh_rejects_bad_tokens(api_client, user, kind):
         raw = str(token)
     else:
         raw = str(AccessToken.for_user(user))
-    response = api_client.post(reverse("users:token-refresh"), {"refresh": raw})
+    response = api_client.post(reverse("users:auth-refresh"), {"refresh": raw})
     _assert_error(response, 401, "token_not_valid")
 
 
 def test_refresh_refuses_a_deactivated_account(api_client, user):
     refresh = str(RefreshToken.for_user(user))
     User.objects.filter(pk=user.pk).update(is_active=False)
-    response = api_client.post(reverse("users:token-refresh"), {"refresh": refresh})
+    response = api_client.post(reverse("users:auth-refresh"), {"refresh": refresh})
     _assert_error(response, 401, "token_not_valid")
 
 
 def test_logout_revokes_the_refresh_token(api_client, user):
     refresh = _login(api_client, user.email).json()["token"]["refresh"]
 
-    response = api_client.post(reverse("users:logout"), {"refresh": refresh})
+    response = api_client.post(reverse("users:auth-logout"), {"refresh": refresh})
 
     assert response.status_code == 204
-    after = api_client.post(reverse("users:token-refresh"), {"refresh": refresh})
+    after = api_client.post(reverse("users:auth-refresh"), {"refresh": refresh})
     _assert_error(after, 401, "token_not_valid")
-    twice = api_client.post(reverse("users:logout"), {"refresh": refresh})
+    twice = api_client.post(reverse("users:auth-logout"), {"refresh": refresh})
     _assert_error(twice, 401, "token_not_valid")
 
 
 def test_logout_requires_a_refresh_token(api_client):
     assert (
         "refresh"
-        in _assert_error(api_client.post(reverse("users:logout"), {}), 400, "invalid")["errors"]
+        in _assert_error(api_client.post(reverse("users:auth-logout"), {}), 400, "invalid")[
+            "errors"
+        ]
     )
 
 
@@ -353,7 +355,7 @@ def test_password_change_revokes_every_session(api_client, user):
     assert response.status_code == 200
     assert response.json()["revoked_refresh_tokens"] == 2
     for pair in (first, second):
-        refresh = api_client.post(reverse("users:token-refresh"), {"refresh": pair["refresh"]})
+        refresh = api_client.post(reverse("users:auth-refresh"), {"refresh": pair["refresh"]})
         _assert_error(refresh, 401, "token_not_valid")
         _assert_error(
             _bearer(pair["access"]).get(reverse("users:profile")), 401, "password_changed"
@@ -405,7 +407,7 @@ def test_service_without_keys_read_is_forbidden(make_service_client, user):
     _store_key(user)
     client = make_service_client(Scope.CHAT_READ, Scope.CHAT_WRITE)
     response = client.get(reverse("users:service-api-key", args=[user.pk]))
-    _assert_error(response, 403, "service_only")
+    _assert_error(response, 403, "missing_scope")
     assert not ApiKeyAccessLog.objects.exists()
 
 

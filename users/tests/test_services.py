@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from config.crypto import DecryptionError
 from users import selectors, services
+from users.errors import InvalidRefreshTokenError
 from users.models import Profile, Scope, ServiceToken, User
 from users.tests.factories import UserFactory
 
@@ -122,7 +123,7 @@ def test_password_change_blacklists_outstanding_refresh_tokens(user):
 def test_token_refresh_spends_a_token_exactly_once(user):
     refresh = services.tokens_issue(user=user)["refresh"]
     services.token_refresh(refresh=refresh)
-    with pytest.raises(services.InvalidRefreshTokenError):
+    with pytest.raises(InvalidRefreshTokenError):
         services.token_refresh(refresh=refresh)
 
 

@@ -10,8 +10,8 @@ from channels.testing import WebsocketCommunicator
 from rest_framework_simplejwt.tokens import AccessToken
 
 from config.asgi import application
-from config.realtime import publish, user_group
-from config.websocket import CloseCode
+from realtime.consumers import CloseCode
+from realtime.publish import publish, user_group
 from users.models import Scope
 from users.tests.factories import UserFactory, service_token_create
 

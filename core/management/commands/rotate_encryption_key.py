@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from config.rotation import rotate_encrypted_fields
+from core.rotation import rotate_encrypted_fields
 
 
 class Command(BaseCommand):

@@ -1,13 +1,14 @@
 """Publishing real-time events to WebSocket subscribers (Django Channels).
 
-Services call ``publish_on_commit``: the event leaves only once the database
-transaction that produced it has committed, so a subscriber never hears of a
-message that was rolled back. A channel layer that is down costs a log line,
-never the write that triggered the event.
+Services call ``publish_on_commit``: the event is encoded at once (so a payload
+that cannot be encoded fails the write and its test, inside the transaction)
+and leaves only once that transaction has committed, so a subscriber never
+hears of a change that was rolled back. A channel layer that is down costs a
+log line, never the write that triggered the event.
 
-Groups:
-- ``session_group(session_id)``: every socket watching one chat session.
-- ``user_group(user_id)``: one user's own stream (documents, session list).
+Groups are named by the apps that publish to them (``chat_history.events``
+names a session's); the one every app shares is ``user_group(user_id)``, a
+user's own stream (``ws/events/``: documents, session list).
 
 Event payloads are JSON objects with a ``type`` such as ``message.created``;
 they are encoded once (``relay_message``) and consumers forward the text to
@@ -20,7 +21,6 @@ import asyncio
 import json
 import logging
 import threading
-import uuid
 from typing import Any
 
 from asgiref.sync import SyncToAsync, async_to_sync
@@ -32,10 +32,7 @@ logger = logging.getLogger(__name__)
 
 # The Channels message type consumers implement (method ``relay_event``).
 RELAY_TYPE = "relay.event"
-
-
-def session_group(session_id: uuid.UUID | str) -> str:
-    return f"chat_session.{uuid.UUID(str(session_id)).hex}"
+PUBLISH_TIMEOUT = 5  # seconds; Redis connects time out after 2 (settings.CHANNEL_LAYERS)
 
 
 def user_group(user_id: int) -> str:
@@ -57,11 +54,21 @@ def relay_message(event: dict[str, Any]) -> dict[str, str]:
 
 def publish(group: str, event: dict[str, Any]) -> bool:
     """Send ``event`` to ``group`` now; False (and a log line) if the layer failed."""
+    return _send(group, relay_message(event))
+
+
+def publish_on_commit(group: str, event: dict[str, Any]) -> None:
+    """Encode ``event`` now; send it after the current transaction commits
+    (at once outside one)."""
+    message = relay_message(event)
+    transaction.on_commit(lambda: _send(group, message))
+
+
+def _send(group: str, message: dict[str, str]) -> bool:
     layer = get_channel_layer()
     if layer is None:
         return False
     try:
-        message = relay_message(event)
         if getattr(SyncToAsync.threadlocal, "main_event_loop", None) is not None:
             # A sync view under ASGI: the server's own loop (and its connections).
             async_to_sync(layer.group_send)(group, message)
@@ -77,12 +84,11 @@ def publish(group: str, event: dict[str, Any]) -> bool:
             finally:
                 future.cancel()  # no-op once done; stops a hung send on timeout
     except Exception:  # the layer being down must never fail the caller's write
-        logger.warning("could not publish %s to %s", event.get("type"), group, exc_info=True)
+        logger.warning("could not publish %s to %s", message["event_type"], group, exc_info=True)
         return False
     return True
 
 
-PUBLISH_TIMEOUT = 5  # seconds; Redis connects time out after 2 (settings.CHANNEL_LAYERS)
 _loop: asyncio.AbstractEventLoop | None = None
 _loop_lock = threading.Lock()
 
@@ -95,8 +101,3 @@ def _publisher_loop() -> asyncio.AbstractEventLoop:
             _loop = asyncio.new_event_loop()
             threading.Thread(target=_loop.run_forever, name="realtime-publish", daemon=True).start()
         return _loop
-
-
-def publish_on_commit(group: str, event: dict[str, Any]) -> None:
-    """Publish after the current transaction commits (at once outside one)."""
-    transaction.on_commit(lambda: publish(group, event))

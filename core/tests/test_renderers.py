@@ -10,8 +10,8 @@ from rest_framework import renderers as drf_renderers
 from rest_framework.exceptions import ParseError
 from rest_framework.utils.serializer_helpers import ReturnDict
 
-from config.parsers import JSONParser
-from config.renderers import JSONRenderer
+from core.parsers import JSONParser
+from core.renderers import JSONRenderer
 
 SAMPLE = {
     "id": 7,

@@ -7,7 +7,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.test import override_settings
 
-from config import realtime
+from realtime import publish as realtime
 
 DEAD_REDIS = {
     "default": {
@@ -50,7 +50,7 @@ def test_publish_from_sync_code_delivers_in_order_through_one_loop():
 
 
 def test_publish_reports_a_dead_layer_instead_of_raising(caplog):
-    caplog.set_level(logging.WARNING, logger="config.realtime")
+    caplog.set_level(logging.WARNING, logger="realtime.publish")
     with override_settings(CHANNEL_LAYERS=DEAD_REDIS):
         assert realtime.publish("test.dead", {"type": "lost.event"}) is False
     assert "could not publish lost.event to test.dead" in caplog.text

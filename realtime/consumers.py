@@ -1,0 +1,190 @@
+"""The base of every WebSocket consumer, and the endpoints that belong to no app.
+
+A refused connection is accepted and closed at once with a code from
+``CloseCode``, so the client can tell why (a refusal during the handshake would
+reach the browser as an anonymous failure). No close code or message says
+whether an object exists: unknown and foreign ones look the same.
+Authentication happens before (``realtime.auth``): ``scope["user"]`` holds the
+principal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any, ClassVar
+
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.core.serializers.json import DjangoJSONEncoder
+from django.utils import timezone
+from rest_framework.exceptions import (
+    NotAuthenticated,
+    ParseError,
+    PermissionDenied,
+    ValidationError,
+)
+
+from config.errors import DomainError
+from config.exceptions import SERVER_ERROR, error_answer
+from core.permissions import principal_check
+from realtime.publish import user_group
+
+logger = logging.getLogger(__name__)
+
+
+class CloseCode(IntEnum):
+    UNAUTHENTICATED = 4401  # no token, or an invalid, expired or revoked one
+    FORBIDDEN = 4403  # a valid token that may not use this endpoint (e.g. missing scope)
+    NOT_FOUND = 4404  # no such session, or not yours
+    TOKEN_EXPIRED = 4408  # the access token expired while connected; reconnect with a new one
+    UNAVAILABLE = 1011  # the channel layer is down
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A frame type a client may send: the method that handles it, and who may
+    send it (``core.permissions.principal_check``: the scope a service needs,
+    None if no service may; whether end users may)."""
+
+    handler: str
+    scope: str | None = None
+    end_users: bool = True
+
+
+class UnsupportedFrameError(DomainError):
+    code = "unsupported"
+    default_detail = "Unknown message type."
+
+
+class RealtimeConsumer(AsyncJsonWebsocketConsumer):
+    """Joins groups on admission and relays ``realtime.publish`` events to the socket.
+
+    ``frames`` maps each frame type a client may send to its ``Frame``;
+    subclasses name theirs. Every socket may send ``ping`` (the transport's
+    keep-alive, no operation) and gets ``pong``.
+    """
+
+    frames: ClassVar[dict[str, Frame]] = {}
+    joined: tuple[str, ...] = ()
+    _expiry: asyncio.TimerHandle | None = None
+
+    @property
+    def principal(self):
+        return self.scope["user"]
+
+    async def refuse(self, code: CloseCode) -> None:
+        await self.accept(self.scope.get("subprotocol"))
+        await self.close(code=code)
+
+    async def admit(self, *groups: str) -> bool:
+        try:
+            for group in groups:
+                await self.channel_layer.group_add(group, self.channel_name)
+        except Exception:
+            logger.warning("channel layer unavailable; refusing socket", exc_info=True)
+            await self.refuse(CloseCode.UNAVAILABLE)
+            return False
+        self.joined = groups
+        await self.accept(self.scope.get("subprotocol"))
+        self._close_when_token_expires()
+        return True
+
+    def _close_when_token_expires(self) -> None:
+        expires_at = self.scope.get("token_expires_at")
+        if expires_at is None:
+            return
+        delay = max((expires_at - timezone.now()).total_seconds(), 0)
+        loop = asyncio.get_running_loop()
+        self._expiry = loop.call_later(
+            delay, lambda: loop.create_task(self.close(code=CloseCode.TOKEN_EXPIRED))
+        )
+
+    async def disconnect(self, code) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+        for group in self.joined:
+            try:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            except Exception:  # the layer expires stale memberships itself
+                logger.warning("could not leave %s", group, exc_info=True)
+
+    async def relay_event(self, message) -> None:
+        await self.send(text_data=message["text"])
+
+    # --- who may connect ------------------------------------------------------------
+
+    async def allowed(self, *, scope: str | None, end_users: bool = True) -> bool:
+        """Whether the principal may use this endpoint
+        (``core.permissions.principal_check``); if not, the socket is closed
+        with 4401 or 4403."""
+        try:
+            principal_check(self.principal, scope=scope, end_users=end_users)
+        except NotAuthenticated:
+            await self.refuse(CloseCode.UNAUTHENTICATED)
+            return False
+        except PermissionDenied:
+            await self.refuse(CloseCode.FORBIDDEN)
+            return False
+        return True
+
+    # --- frames from the client -------------------------------------------------------
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        """Decode, check and handle one frame; a refusal is an ``error`` frame in
+        the API's error shape (``config.exceptions.error_answer``) and never
+        closes the socket."""
+        try:
+            content = self._decode(text_data)
+            if content["type"] == "ping":
+                return await self.send_json({"type": "pong"})
+            rule = self.frames.get(content["type"])
+            if rule is None:
+                raise UnsupportedFrameError(f"Unknown message type {content['type']!r}.")
+            principal_check(self.principal, scope=rule.scope, end_users=rule.end_users)
+            return await getattr(self, rule.handler)(content)
+        except Exception as exc:
+            return await self.send_error_for(exc)
+
+    @staticmethod
+    def _decode(text_data: str | None) -> dict[str, Any]:
+        if text_data is None:
+            raise ParseError("Send JSON text frames.")
+        try:
+            content = json.loads(text_data)
+        except ValueError:
+            raise ParseError("The frame is not valid JSON.") from None
+        if not isinstance(content, dict) or not isinstance(content.get("type"), str):
+            raise ValidationError('Send an object with a "type".')
+        return content
+
+    async def send_error_for(self, exc: Exception) -> None:
+        answer = error_answer(exc)
+        if answer is None:
+            logger.error("Unhandled error in %s", type(self).__name__, exc_info=exc)
+            answer = SERVER_ERROR
+        await self.send_json({"type": "error", **answer.body})
+
+    @classmethod
+    async def encode_json(cls, content) -> str:
+        return json.dumps(content, cls=DjangoJSONEncoder, ensure_ascii=False)
+
+
+class UserEventsConsumer(RealtimeConsumer):
+    """``ws/events/``: the signed-in user's own stream (documents, session list).
+
+    End users only: a service token has no stream of its own (4403).
+    """
+
+    async def connect(self):
+        if await self.allowed(scope=None):
+            await self.admit(user_group(self.principal.pk))
+
+
+class UnknownRouteConsumer(RealtimeConsumer):
+    """Any other ``ws/`` path: refused with 4404 rather than a dropped handshake."""
+
+    async def connect(self):
+        return await self.refuse(CloseCode.NOT_FOUND)

@@ -1,0 +1,28 @@
+"""Domain errors of the users app (rendered by ``config.exceptions``)."""
+
+from __future__ import annotations
+
+from rest_framework import status
+
+from config.errors import DomainError, NotFoundError
+
+
+class InvalidCredentialsError(DomainError):
+    status_code = status.HTTP_401_UNAUTHORIZED
+    code = "invalid_credentials"
+    default_detail = "Invalid email or password."
+
+
+class InvalidRefreshTokenError(DomainError):
+    status_code = status.HTTP_401_UNAUTHORIZED
+    code = "token_not_valid"
+    default_detail = "Token is invalid, expired or already used."
+
+
+class UserNotFoundError(NotFoundError):
+    default_detail = "No such user."
+
+
+class ApiKeyNotSetError(NotFoundError):
+    code = "api_key_not_set"
+    default_detail = "This user has not stored an API key."
