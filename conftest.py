@@ -82,6 +82,13 @@ def make_auth_client():
 
 
 @pytest.fixture
+def staff_client(client, db):
+    """Django's test client signed in to the admin as a superuser."""
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    return client
+
+
+@pytest.fixture
 def make_service_client(db):
     """A client carrying a real service token with the given scopes."""
 

@@ -1,4 +1,4 @@
-"""Fixtures of the documents tests: real-time events, admin client."""
+"""Fixtures of the documents tests: real-time events."""
 
 from __future__ import annotations
 
@@ -57,11 +57,3 @@ def user_events():
     yield _listen
     for listener in listeners:
         listener.close()
-
-
-@pytest.fixture
-def staff_client(client):
-    from users.tests.factories import UserFactory
-
-    client.force_login(UserFactory(is_staff=True, is_superuser=True))
-    return client

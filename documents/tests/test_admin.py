@@ -45,7 +45,11 @@ def test_requeue_action_goes_through_the_service(staff_client):
     done.refresh_from_db()
     assert (stuck.status, stuck.attempts, stuck.lease_id) == ("pending", 0, None)
     assert done.status == DocumentStatus.PROCESSED  # refused, reported as skipped
-    assert "Skipped" in response.content.decode()
+    shown = [str(message) for message in response.context["messages"]]
+    assert shown == [
+        "Requeued 1 document(s).",
+        f"Skipped {done.pk}: A processed document cannot be requeued.",
+    ]
 
 
 def test_mark_failed_action(staff_client):

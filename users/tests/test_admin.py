@@ -8,17 +8,10 @@ from django.urls import reverse
 
 from users import services
 from users.models import Profile, ServiceToken
-from users.tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
 OPENAI_KEY = "sk-proj-" + "Kk77" * 10
-
-
-@pytest.fixture
-def staff_client(client):
-    client.force_login(UserFactory(is_staff=True, is_superuser=True))
-    return client
 
 
 def test_profile_and_user_pages_never_show_the_key(staff_client, user):
