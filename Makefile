@@ -16,9 +16,11 @@ run: $(VENV)/.runtime .env  ## Migrate and serve HTTP + WebSocket on http://$(HO
 test: $(VENV)/.dev  ## Run the whole suite (SQLite by default; DATABASE_URL for PostgreSQL)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-lint: $(VENV)/.dev
+lint: $(VENV)/.dev  ## ruff, the type checker (mypy) and the import layers (.importlinter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: $(VENV)/.dev
 	$(BIN)/ruff check --fix .

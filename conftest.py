@@ -230,3 +230,32 @@ def asgi_server(transactional_db):
     test is valid there.
     """
     return _asgi_server
+
+
+# --- Every response matches the published OpenAPI document ----------------------
+
+
+@pytest.fixture(autouse=True)
+def _responses_match_the_schema(request, monkeypatch):
+    """Check each test client response against ``/api/schema/`` (``config.tests.openapi``).
+
+    A mismatch fails the test that received the response, at its teardown.
+    """
+    from django.test import Client
+
+    from config.tests import openapi
+
+    problems: list[str] = []
+    send = Client.request
+
+    def checked(self, **kwargs):
+        response = send(self, **kwargs)
+        problems.extend(openapi.response_problems(response)[1])
+        return response
+
+    monkeypatch.setattr(Client, "request", checked)
+    yield
+    if problems:
+        pytest.fail(
+            "Responses that the OpenAPI document does not describe:\n" + "\n".join(problems)
+        )

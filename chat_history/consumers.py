@@ -39,7 +39,7 @@ from django.utils import timezone
 from chat_history import selectors, services
 from chat_history.errors import SessionNotFoundError
 from chat_history.events import session_group
-from chat_history.models import Role
+from chat_history.models import ChatSession, Role
 from chat_history.serializers import MessageCreateBodySerializer, StreamInputSerializer
 from core.validation import validated
 from realtime import presence
@@ -67,17 +67,19 @@ class ChatSessionConsumer(RealtimeConsumer):
         "assistant.delta": Frame("receive_stream", scope=Scope.CHAT_WRITE, end_users=False),
         "assistant.typing": Frame("receive_stream", scope=Scope.CHAT_WRITE, end_users=False),
     }
-    session = None
+    session: ChatSession
+    session_key = ""  # the session's id as text: presence and events name it so
     _heartbeat: asyncio.Task | None = None
 
     async def connect(self):
         if not await self.allowed(scope=Scope.CHAT_READ):
             return None
         session_id = self.scope["url_route"]["kwargs"]["session_id"]
-        self.session = await database_sync_to_async(_session_for)(self.principal, session_id)
-        if self.session is None:
+        session = await database_sync_to_async(_session_for)(self.principal, session_id)
+        if session is None:
             return await self.refuse(CloseCode.NOT_FOUND)
-        self.group = session_group(self.session.session_id)
+        self.session, self.session_key = session, str(session.session_id)
+        self.group = session_group(session.session_id)
         if not await self.admit(self.group):
             return None
         await self._presence_changed(joined=True)
@@ -114,7 +116,7 @@ class ChatSessionConsumer(RealtimeConsumer):
         whole list to everyone on every join would cost O(n^2) as a session
         fills up.
         """
-        key = str(self.session.session_id)
+        key = self.session_key
         registry = presence.registry()
         member = self._member
         try:
@@ -135,7 +137,7 @@ class ChatSessionConsumer(RealtimeConsumer):
             logger.warning("presence update failed for %s", key, exc_info=True)
 
     async def _keep_presence(self) -> None:
-        key = str(self.session.session_id)
+        key = self.session_key
         while True:
             await asyncio.sleep(presence.HEARTBEAT_SECONDS)
             with contextlib.suppress(Exception):

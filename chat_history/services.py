@@ -15,7 +15,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Case, Count, F, Max, Q, QuerySet, Value, When
+from django.db.models import Case, CharField, Count, F, Max, Q, QuerySet, Value, When
 from django.db.models.functions import Substr
 
 from chat_history import events
@@ -217,7 +217,9 @@ def _session_record_new_message(session: ChatSession, message: ChatMessage) -> b
     if message.role == Role.USER and not had_title:
         # Only an untitled session takes one: services never blank a title.
         title = one_line(message.content, TITLE_FROM_MESSAGE_LENGTH)
-        counted["title"] = _when(Q(title=""), title, "title")
+        counted["title"] = Case(
+            When(title="", then=Value(title)), default=F("title"), output_field=CharField()
+        )
     latest = {**counted, **_last_message_copy(message)}
     sessions = ChatSession.objects.filter(pk=session.pk)
     is_newer = Q(last_message_id__isnull=True) | Q(last_message_id__lt=message.pk)
@@ -291,15 +293,6 @@ def _refresh_counters(sessions: list[ChatSession]) -> int:
         for name, value in _last_message_copy(last).items():
             setattr(session, name, value)
     return ChatSession.objects.bulk_update(sessions, _SESSION_SUMMARY_FIELDS[1:])
-
-
-def _when(condition: Q, value: Any, field: str) -> Case:
-    output_field = ChatSession._meta.get_field(field)
-    return Case(
-        When(condition, then=Value(value, output_field=output_field)),
-        default=F(field),
-        output_field=output_field,
-    )
 
 
 @transaction.atomic

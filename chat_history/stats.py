@@ -71,8 +71,8 @@ def chat_stats(*, user: User, days: int = STATS_DAYS, today: date | None = None)
 
     totals = sessions.aggregate(sessions=Count("id"), messages=Sum("message_count"))
     tokens_total = messages.aggregate(tokens=Sum(tokens))["tokens"]
-    message_days = {
-        row["day"]: row
+    message_days: dict[date, dict[str, Any]] = {
+        row["day"]: dict(row)
         for row in messages.filter(created_at__gte=since)
         .annotate(day=TruncDate("created_at"))
         .values("day")

@@ -17,7 +17,7 @@ from drf_spectacular.utils import (
     PolymorphicProxySerializer,
     extend_schema,
 )
-from rest_framework import status, viewsets
+from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
@@ -47,6 +47,7 @@ from chat_history.serializers import (
     openai_message_data,
     session_data,
 )
+from core.pagination import page_of
 from core.permissions import EndUserOnly, EndUserOrScopedService, ScopedServiceOnly
 from core.schema import error_response
 from core.validation import validated
@@ -67,7 +68,9 @@ _REPLAYED = OpenApiResponse(
 )
 _KEY_REUSED = error_response(
     "The key was already used in this session for a different role or content "
-    "(code idempotency_key_reused, with message_id)."
+    "(code idempotency_key_reused, with message_id).",
+    component="IdempotencyKeyReusedError",
+    message_id=serializers.IntegerField(help_text="The message the key already names."),
 )
 _NO_CONTENT = OpenApiResponse(description="Deleted.")
 
@@ -136,7 +139,7 @@ class ChatSessionViewSet(viewsets.GenericViewSet):
     )
     def list(self, request):
         params = _query(SessionListQuerySerializer, request)
-        page = self.paginate_queryset(selectors.session_list(actor=request.user, **params))
+        page = page_of(self, selectors.session_list(actor=request.user, **params))
         return self.get_paginated_response([session_data(session) for session in page])
 
     @extend_schema(
@@ -327,7 +330,7 @@ class ChatSearchViewSet(viewsets.GenericViewSet):
     )
     def list(self, request):
         terms = _query(SearchQuerySerializer, request)["q"]
-        page = self.paginate_queryset(search.search_hits(user=request.user, terms=terms))
+        page = page_of(self, search.search_hits(user=request.user, terms=terms))
         hits = search.search_snippets(hits=page, terms=terms)
         return self.get_paginated_response(SearchHitSerializer(hits, many=True).data)
 

@@ -18,7 +18,7 @@ class DomainError(Exception):
     carries machine-readable context that is safe to show the caller.
     """
 
-    status_code = status.HTTP_400_BAD_REQUEST
+    status_code: int = status.HTTP_400_BAD_REQUEST
     code = "invalid_request"
     default_detail = "The request could not be processed."
 

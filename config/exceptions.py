@@ -63,7 +63,7 @@ def error_answer(exc: BaseException) -> ErrorAnswer | None:
     api_exc = _as_api_exception(exc)
     if api_exc is None:
         return None
-    headers = {}
+    headers: dict[str, str] = {}
     if auth_header := getattr(api_exc, "auth_header", None):
         headers["WWW-Authenticate"] = auth_header
     if (wait := getattr(api_exc, "wait", None)) is not None:
@@ -87,7 +87,7 @@ def exception_handler(exc: Exception, context: dict) -> Response:
     return Response(answer.body, status=answer.status, headers=answer.headers)
 
 
-def _as_api_exception(exc: Exception) -> exceptions.APIException | None:
+def _as_api_exception(exc: BaseException) -> exceptions.APIException | None:
     if isinstance(exc, exceptions.APIException):
         return exc
     if isinstance(exc, DjangoValidationError):
@@ -107,7 +107,7 @@ def _body_for(exc: exceptions.APIException) -> dict[str, Any]:
     if isinstance(exc, exceptions.ValidationError):
         errors = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
         return error_body(_first_message(errors), "invalid", errors)
-    detail = exc.detail
+    detail: Any = exc.detail
     if isinstance(detail, dict):
         # simplejwt's token errors: {"detail": ..., "code": ..., "messages": [...]}
         return error_body(

@@ -6,6 +6,7 @@ win). ``.env.example`` documents every variable.
 """
 
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from dotenv import load_dotenv
@@ -94,7 +95,7 @@ SQLITE_OPTIONS = {
 }
 
 
-def _database() -> dict:
+def _database() -> dict[str, Any]:
     url = env.get_str("DATABASE_URL")
     if not url and env.get_str("POSTGRES_DB"):
         url = "postgres://{user}:{password}@{host}:{port}/{db}".format(
@@ -110,7 +111,7 @@ def _database() -> dict:
             "NAME": BASE_DIR / "db.sqlite3",
             "OPTIONS": SQLITE_OPTIONS,
         }
-    database = dj_database_url.parse(url)
+    database: dict[str, Any] = dict(dj_database_url.parse(url))
     if database["ENGINE"] == "django.db.backends.sqlite3":
         return {**database, "OPTIONS": SQLITE_OPTIONS}
     if database["ENGINE"] != "django.db.backends.postgresql":

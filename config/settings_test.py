@@ -20,7 +20,7 @@ os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "False")
 from config.settings import *  # noqa: F403
 
 # Static files are served from the apps' folders; no collectstatic in tests.
-STATIC_ROOT = None
+STATIC_ROOT = None  # type: ignore[assignment]  # settings.STATIC_ROOT is a Path
 WHITENOISE_USE_FINDERS = True
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405

@@ -8,7 +8,7 @@ added here, in the one error shape of ``config.exceptions``.
 from __future__ import annotations
 
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 
@@ -19,17 +19,42 @@ class ErrorSerializer(serializers.Serializer):
 
 
 class ValidationErrorSerializer(ErrorSerializer):
-    errors = serializers.DictField(
-        child=serializers.ListField(child=serializers.CharField()),
-        help_text="Messages per field; `non_field_errors` for the request as a whole.",
+    # A declared field (the metaclass takes it), not Serializer.errors.
+    errors = serializers.DictField(  # type: ignore[assignment]
+        child=serializers.JSONField(),
+        required=False,
+        help_text="Messages per field (nested for nested input); `non_field_errors` for the "
+        "request as a whole. Absent when the body could not be parsed (`parse_error`).",
     )
 
 
-def error_response(description: str) -> OpenApiResponse:
-    return OpenApiResponse(ErrorSerializer, description=description)
+def error_response(
+    description: str, *, component: str | None = None, **extra: serializers.Field
+) -> OpenApiResponse:
+    """An error in the one shape; ``extra`` fields (documented context such as the
+    id of a conflicting object) make it a component of its own, ``component``,
+    which other responses may share by naming it again with the same fields."""
+    if not extra:
+        return OpenApiResponse(ErrorSerializer, description=description)
+    if component is None:
+        raise ValueError("name the component of an error with extra fields")
+    serializer = _error_components.get(component)
+    if serializer is None:
+        fields = {**ErrorSerializer().get_fields(), **extra}
+        serializer = _error_components[component] = inline_serializer(component, fields)
+    elif set(serializer._declared_fields) != {"detail", "code", *extra}:
+        raise ValueError(f"error component {component!r} named with other fields")
+    return OpenApiResponse(serializer, description=description)
 
 
-VALIDATION_ERROR = OpenApiResponse(ValidationErrorSerializer, description="Invalid input.")
+_error_components: dict[str, serializers.Serializer] = {}
+
+
+VALIDATION_ERROR = OpenApiResponse(
+    ValidationErrorSerializer, description="Invalid input, or a body that could not be parsed."
+)
+_TOO_LARGE = error_response("The request body is larger than the server accepts.")
+_INVALID_PAGE = error_response("No such object, or no such page of results.")
 _UNAUTHORIZED = error_response("Missing, malformed, expired or revoked credentials.")
 _FORBIDDEN = error_response("Authenticated, but not allowed (for example a missing scope).")
 _NOT_FOUND = error_response("No such object, or it belongs to someone else.")
@@ -47,7 +72,7 @@ class AutoSchema(SpectacularAutoSchema):
                 auth = [item for item in auth if not item or set(item) & allowed]
         return auth
 
-    def get_description(self):
+    def get_description(self):  # type: ignore[override]  # drf-spectacular's signature
         description = super().get_description() or ""
         scopes = getattr(self.view, "service_scopes", {})
         scope = scopes.get(getattr(self.view, "action", None)) or scopes.get(self.method)
@@ -66,7 +91,9 @@ class AutoSchema(SpectacularAutoSchema):
 
     def _standard_errors(self) -> dict[str, OpenApiResponse]:
         errors: dict[str, OpenApiResponse] = {}
-        if self.method in ("POST", "PUT", "PATCH"):
+        has_body = self.method in ("POST", "PUT", "PATCH")
+        paginated = bool(self._get_pagination_parameters())
+        if has_body or paginated or self.get_override_parameters():
             errors["400"] = VALIDATION_ERROR
         public = any(isinstance(p, AllowAny) for p in self.view.get_permissions())
         if not public:
@@ -74,6 +101,10 @@ class AutoSchema(SpectacularAutoSchema):
             errors["403"] = _FORBIDDEN
         if "{" in self.path:
             errors["404"] = _NOT_FOUND
+        elif paginated:
+            errors["404"] = _INVALID_PAGE
+        if has_body:
+            errors["413"] = _TOO_LARGE
         if self.view.get_throttles():
             errors["429"] = _THROTTLED
         errors["500"] = _SERVER_ERROR

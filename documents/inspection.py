@@ -65,7 +65,7 @@ CONTENT_TYPES: dict[str, str] = {
     FileType.MD: "text/markdown; charset=utf-8",
     FileType.DOCX: "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
 }
-_KIND_OF_TYPE = {
+_KIND_OF_TYPE: dict[str, str] = {
     FileType.PDF: "PDF",
     FileType.DOCX: "ZIP",
     FileType.TXT: "TEXT",
@@ -111,6 +111,7 @@ def file_type_for_name(filename: str) -> str | None:
 class Inspection:
     file_type: str
     page_count: int
+    size: int
 
 
 def inspect_upload(file: File, *, filename: str) -> Inspection:
@@ -118,9 +119,10 @@ def inspect_upload(file: File, *, filename: str) -> Inspection:
 
     Reads the file in chunks; memory use does not grow with its size.
     """
-    if not file.size:
+    size = file.size
+    if not size:
         raise ValidationError({"file": "The submitted file is empty."})
-    upload_size_check(file.size)
+    upload_size_check(size)
     file_type = file_type_for_name(filename)
     if file_type is None:
         raise UnsupportedFileTypeError(
@@ -138,7 +140,7 @@ def inspect_upload(file: File, *, filename: str) -> Inspection:
     elif file_type == FileType.DOCX:
         check_docx(file)
     file.seek(0)
-    return Inspection(file_type=file_type, page_count=page_count)
+    return Inspection(file_type=file_type, page_count=page_count, size=size)
 
 
 def sniff(file: File) -> str:

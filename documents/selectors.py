@@ -8,11 +8,13 @@ from django.db.models import QuerySet
 
 from documents.errors import DocumentNotFoundError
 from documents.models import DocumentDeletion, DocumentMetadata
+from users.models import User
+from users.principals import Principal
 
 
 def document_list(
     *,
-    user,
+    user: User,
     status: str | None = None,
     file_type: str | None = None,
     search: str | None = None,
@@ -28,7 +30,7 @@ def document_list(
     return documents.order_by("-uploaded_at", "-id")
 
 
-def document_get(*, user, document_id: int) -> DocumentMetadata:
+def document_get(*, user: User, document_id: int) -> DocumentMetadata:
     """The user's own document; someone else's is a 404, never a 403."""
     document = DocumentMetadata.objects.filter(pk=document_id, user=user).first()
     if document is None:
@@ -36,13 +38,13 @@ def document_get(*, user, document_id: int) -> DocumentMetadata:
     return document
 
 
-def document_get_for_file(*, actor, document_id: int) -> DocumentMetadata:
+def document_get_for_file(*, actor: Principal, document_id: int) -> DocumentMetadata:
     """The document whose file ``actor`` may download.
 
     Owners get their own; a service principal (already checked for the
     ``documents:process`` scope by the view's permission) gets any.
     """
-    if getattr(actor, "is_service", False):
+    if actor.is_service:
         document = DocumentMetadata.objects.filter(pk=document_id).first()
         if document is None:
             raise DocumentNotFoundError()

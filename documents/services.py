@@ -42,6 +42,7 @@ from documents.errors import (
 )
 from documents.inspection import CHUNK_SIZE, EXTENSION_OF_TYPE, clean_filename, inspect_upload
 from documents.models import DocumentDeletion, DocumentMetadata, DocumentStatus
+from users.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ _STATE_FIELDS = [
 # --- Upload and delete --------------------------------------------------------
 
 
-def document_upload(*, user, file: UploadedFile) -> DocumentMetadata:
+def document_upload(*, user: User, file: UploadedFile) -> DocumentMetadata:
     """Check, store and record an uploaded file; publish ``pending``.
 
     Nothing is stored when a check fails (``documents.inspection``): empty
@@ -88,7 +89,7 @@ def document_upload(*, user, file: UploadedFile) -> DocumentMetadata:
                 user=user,
                 filename=filename,
                 file_path=stored_name,
-                file_size=file.size,
+                file_size=inspection.size,
                 file_type=inspection.file_type,
                 sha256=sha256,
                 page_count=inspection.page_count,
@@ -122,7 +123,7 @@ def _ensure_not_duplicate(*, user_id: int, sha256: str) -> None:
 
 
 @transaction.atomic
-def document_delete(*, user, document_id: int) -> DocumentDeletion:
+def document_delete(*, user: User, document_id: int) -> DocumentDeletion:
     """Delete the user's document and record the deletion for the AI service.
 
     The stored file is deleted only after the commit (a rollback never loses
@@ -144,7 +145,7 @@ def document_delete(*, user, document_id: int) -> DocumentDeletion:
 
 
 @transaction.atomic
-def document_delete_all_for_user(*, user) -> int:
+def document_delete_all_for_user(*, user: User) -> int:
     """Delete every document of ``user`` as ``document_delete`` does, one by one
     in a single transaction; for removing an account. Returns how many."""
     ids = list(DocumentMetadata.objects.filter(user=user).values_list("pk", flat=True))
@@ -212,6 +213,8 @@ def document_report_status(
         document.save(update_fields=["lease_expires_at", "updated_at"])
         return document
     if status == Status.PROCESSED:
+        if chunk_count is None:
+            raise ValueError("a processed report carries chunk_count")
         document.chunk_count = chunk_count
         if page_count is not None:
             document.page_count = page_count
@@ -227,7 +230,9 @@ def _ensure_current_lease(document: DocumentMetadata, *, lease_id: uuid.UUID) ->
             f"The document is {document.status}; only a document being processed accepts reports.",
             current_status=document.status,
         )
-    if str(document.lease_id) != str(lease_id) or document.lease_expires_at <= timezone.now():
+    expires_at = document.lease_expires_at
+    current = str(document.lease_id) == str(lease_id)
+    if not current or expires_at is None or expires_at <= timezone.now():
         raise LeaseExpiredError(current_status=document.status)
 
 
@@ -277,7 +282,7 @@ def document_requeue_expired(*, limit: int = 500) -> RequeueResult:
 
 
 @transaction.atomic
-def document_reprocess(*, user, document_id: int) -> DocumentMetadata:
+def document_reprocess(*, user: User, document_id: int) -> DocumentMetadata:
     """The owner retries a failed document: pending again, attempts reset."""
     document = _locked(document_id, user=user)
     _require_status(document, {Status.FAILED}, "reprocessed")
@@ -313,7 +318,7 @@ def document_mark_failed(*, document_id: int, error: str) -> DocumentMetadata:
 # --- Helpers ------------------------------------------------------------------
 
 
-def _locked(document_id: int, *, user=None) -> DocumentMetadata:
+def _locked(document_id: int, *, user: User | None = None) -> DocumentMetadata:
     """The document, row-locked until the transaction ends (the user's own, if given)."""
     documents = DocumentMetadata.objects.select_for_update()
     if user is not None:

@@ -69,16 +69,24 @@ class DocumentUploadHandler(FileUploadHandler):
             self._discard()
             raise
         self._hasher.update(raw_data)
-        self.upload.write(raw_data)
+        self._file.write(raw_data)
         return None
 
     def file_complete(self, file_size: int) -> HashedUploadedFile | None:
         if not self._receiving:
             return None
         self._receiving = False
-        self.upload.seek(0)
-        self.upload.size = file_size
-        self.upload.sha256 = self._hasher.hexdigest()
+        upload = self._file
+        upload.seek(0)
+        upload.size = file_size
+        upload.sha256 = self._hasher.hexdigest()
+        return upload
+
+    @property
+    def _file(self) -> HashedUploadedFile:
+        """The file being received (``new_file`` made it for the ``file`` part)."""
+        if self.upload is None:
+            raise RuntimeError("no file part is being received")
         return self.upload
 
     def upload_interrupted(self) -> None:

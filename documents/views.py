@@ -6,10 +6,11 @@ from django.core.files.storage import default_storage
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import status, viewsets
+from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from core.pagination import page_of
 from core.parsers import JSONParser
 from core.permissions import EndUserOnly, EndUserOrScopedService, ScopedServiceOnly
 from core.schema import VALIDATION_ERROR, error_response
@@ -25,6 +26,7 @@ from documents.serializers import (
     DocumentDetailSerializer,
     DocumentListItemSerializer,
     DocumentListQuerySerializer,
+    DocumentStatusField,
     DocumentUploadInputSerializer,
     DocumentUploadOutputSerializer,
     StatusReportInputSerializer,
@@ -32,9 +34,12 @@ from documents.serializers import (
 from documents.uploads import DocumentUploadParser
 from users.models import Scope
 
+_CURRENT_STATUS = DocumentStatusField(help_text="The status the document is in.")
 _NOT_PROCESSING = error_response(
     "`invalid_transition`: the document is not in a state that allows this "
-    "(`current_status` says which it is in)."
+    "(`current_status` says which it is in).",
+    component="DocumentStateError",
+    current_status=_CURRENT_STATUS,
 )
 
 
@@ -66,7 +71,7 @@ class DocumentViewSet(viewsets.GenericViewSet):
     )
     def list(self, request):
         filters = validated(DocumentListQuerySerializer, request.query_params)
-        page = self.paginate_queryset(selectors.document_list(user=request.user, **filters))
+        page = page_of(self, selectors.document_list(user=request.user, **filters))
         return self.get_paginated_response(DocumentListItemSerializer(page, many=True).data)
 
     @extend_schema(
@@ -79,9 +84,16 @@ class DocumentViewSet(viewsets.GenericViewSet):
             201: DocumentUploadOutputSerializer,
             409: error_response(
                 "`duplicate_document`: you already uploaded identical content "
-                "(`existing_document_id` names it)."
+                "(`existing_document_id` names it).",
+                component="DuplicateDocumentError",
+                existing_document_id=serializers.IntegerField(),
             ),
-            413: error_response("`file_too_large`: over DOCUMENT_MAX_UPLOAD_SIZE."),
+            413: error_response(
+                "`file_too_large`: over DOCUMENT_MAX_UPLOAD_SIZE (`max_size`, in bytes), "
+                "or `payload_too_large`: a body larger than any route accepts.",
+                component="FileTooLargeError",
+                max_size=serializers.IntegerField(required=False),
+            ),
             415: error_response(
                 "`unsupported_media_type`: not a PDF, TXT, Markdown or DOCX file, or the "
                 "extension does not match the content."
@@ -193,7 +205,9 @@ class DocumentJobViewSet(viewsets.GenericViewSet):
             200: DocumentDetailSerializer,
             409: error_response(
                 "`invalid_transition`: the document is not being processed; `lease_expired`: "
-                "the lease is not current (expired, or handed to another worker)."
+                "the lease is not current (expired, or handed to another worker).",
+                component="DocumentStateError",
+                current_status=_CURRENT_STATUS,
             ),
         },
     )
@@ -214,5 +228,5 @@ class DocumentJobViewSet(viewsets.GenericViewSet):
     @action(detail=False, methods=["get"])
     def deletions(self, request):
         since = validated(DeletionQuerySerializer, request.query_params).get("since")
-        page = self.paginate_queryset(selectors.document_deletion_list(since=since))
+        page = page_of(self, selectors.document_deletion_list(since=since))
         return self.get_paginated_response(DeletionSerializer(page, many=True).data)

@@ -61,7 +61,7 @@ class UserJWTAuthentication(JWTAuthentication):
         super().__init__()
         self.with_profile = with_profile
 
-    def get_user(self, validated_token) -> User:
+    def get_user(self, validated_token) -> User:  # type: ignore[override]  # a TypeVar upstream
         try:
             user_id = validated_token[jwt_settings.USER_ID_CLAIM]
         except KeyError:

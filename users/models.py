@@ -12,7 +12,7 @@ from config.fields import EncryptedTextField
 from core.models import TimestampedModel
 
 
-class AccountManager(UserManager):
+class AccountManager(UserManager["User"]):
     """Emails are stored lower-cased, so uniqueness is case-insensitive.
 
     Every user, however it is created (API, ``createsuperuser``, shell), gets
@@ -48,7 +48,7 @@ class User(AbstractUser, TimestampedModel):
     # say True here, so services and selectors can tell them apart.
     is_service: ClassVar[Literal[False]] = False
 
-    objects = AccountManager()
+    objects: ClassVar[AccountManager] = AccountManager()
 
     class Meta:
         db_table = "users"

@@ -27,7 +27,7 @@ def _users_with_profile():
     return User.objects.select_related("profile").defer("profile__encrypted_api_key")
 
 
-def user_get_for_auth(*, user_id, with_profile: bool = False) -> User | None:
+def user_get_for_auth(*, user_id: str | int, with_profile: bool = False) -> User | None:
     """The user a token names (with the profile joined on request); None for an
     unknown or malformed id."""
     users = _users_with_profile() if with_profile else User.objects.all()

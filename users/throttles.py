@@ -15,11 +15,14 @@ class _CurrentRate:
     """Read the rate when the request arrives, not once at import, so a
     settings change (tests, reconfiguration) takes effect."""
 
-    def get_rate(self):
+    scope: str
+
+    def get_rate(self) -> str | None:
         try:
-            return api_settings.DEFAULT_THROTTLE_RATES[self.scope]
+            rate = api_settings.DEFAULT_THROTTLE_RATES[self.scope]
         except KeyError:
             raise ImproperlyConfigured(f"No throttle rate for scope {self.scope!r}.") from None
+        return None if rate is None else str(rate)
 
 
 class LoginClientThrottle(_CurrentRate, AnonRateThrottle):

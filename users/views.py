@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from typing import ClassVar
+
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
+from rest_framework.throttling import BaseThrottle
 
 from core.permissions import EndUserOnly, ScopedServiceOnly
 from core.schema import error_response
@@ -38,13 +41,13 @@ class AuthViewSet(viewsets.ViewSet):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    action_throttles: ClassVar[dict[str, list[type[BaseThrottle]]]] = {
+        "register": [RegisterThrottle],
+        "login": [LoginClientThrottle, LoginAccountThrottle],
+    }
 
     def get_throttles(self):
-        throttles = {
-            "register": [RegisterThrottle],
-            "login": [LoginClientThrottle, LoginAccountThrottle],
-        }.get(self.action, [])
-        return [throttle() for throttle in throttles]
+        return [throttle() for throttle in self.action_throttles.get(self.action or "", [])]
 
     @extend_schema(
         summary="Register an account",
