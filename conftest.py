@@ -49,6 +49,23 @@ def _fresh_cache():
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _close_connections_of_the_sync_thread(request):
+    """After an async test, close what its ``sync_to_async`` calls left open.
+
+    Outside a server, asgiref runs every thread-sensitive call (the consumers'
+    database work) on one process-wide worker thread, whose connections outlive
+    the test; left open, they keep the test database busy and its teardown
+    fails. The connections belong to that thread, so it closes them itself.
+    """
+    yield
+    if request.node.get_closest_marker("asyncio") is not None:
+        from asgiref.sync import SyncToAsync
+        from django.db import connections
+
+        SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=10)
+
+
 @pytest.fixture
 def user(db):
     return UserFactory()
