@@ -41,12 +41,45 @@ def _isolated_media(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
 
 
+def _delete_own_redis_keys() -> None:
+    """Delete the keys this run wrote (``REDIS_KEY_PREFIX``), never anyone else's."""
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        for keys in _batches(client.scan_iter(match=f"{settings.REDIS_KEY_PREFIX}*", count=500)):
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+def _batches(items, size: int = 500):
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     # Throttle counters live in the cache; no test should inherit another's.
-    cache.clear()
+    # With Redis only this run's keys go: cache.clear() would flush the database.
+    clear = _delete_own_redis_keys if settings.REDIS_URL else cache.clear
+    clear()
     yield
-    cache.clear()
+    clear()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _redis_left_clean():
+    """At the end of the run, nothing this run wrote stays in Redis."""
+    yield
+    if settings.REDIS_URL:
+        _delete_own_redis_keys()
 
 
 @pytest.fixture(autouse=True)

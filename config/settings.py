@@ -14,7 +14,8 @@ from dotenv import load_dotenv
 from config import env
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-load_dotenv(BASE_DIR / ".env", override=False)
+if env.get_bool("DJANGO_READ_DOTENV", default=True):  # the test settings say False
+    load_dotenv(BASE_DIR / ".env", override=False)
 
 # --- Core -------------------------------------------------------------------
 
@@ -135,12 +136,15 @@ DATABASES = {"default": _database()}
 
 # --- Cache (throttling, rate limits) ----------------------------------------
 REDIS_URL = env.get_str("REDIS_URL")
+# Every key this app writes to Redis (cache, channel layer, presence) starts
+# with it, so several deployments (or a test run) can share one Redis database.
+REDIS_KEY_PREFIX = env.get_str("REDIS_KEY_PREFIX", "chatbot")
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": "chatbot",
+            "KEY_PREFIX": REDIS_KEY_PREFIX,
         }
     }
 else:
@@ -157,7 +161,7 @@ if REDIS_URL:
                 # A short connect timeout: with Redis down, a write that publishes an
                 # event fails its broadcast quickly instead of hanging the request.
                 "hosts": [{"address": REDIS_URL, "socket_connect_timeout": 2}],
-                "prefix": "chatbot:asgi",
+                "prefix": f"{REDIS_KEY_PREFIX}:asgi",
             },
         }
     }

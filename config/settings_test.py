@@ -1,8 +1,12 @@
 """Settings for the test suite: production settings with throwaway secrets.
 
 The secrets are generated per run (never committed); everything else, the
-database included, comes from the environment exactly as in production, so
-``DATABASE_URL``/``REDIS_URL`` switch the suite to PostgreSQL/Redis.
+database included, comes from the real environment exactly as in production,
+so ``DATABASE_URL``/``REDIS_URL`` switch the suite to PostgreSQL/Redis. A
+developer's ``.env`` is not read: ``make test`` never reaches the development
+database or Redis by accident. Every Redis key of a run carries a prefix of
+its own (``REDIS_KEY_PREFIX``; the servers an end-to-end test starts inherit
+it), and the suite deletes only keys under it.
 """
 
 import os
@@ -12,6 +16,8 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
+os.environ["DJANGO_READ_DOTENV"] = "False"
+os.environ.setdefault("REDIS_KEY_PREFIX", f"test-{os.getpid()}-{secrets.token_hex(4)}")
 os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(64))
 os.environ.setdefault("ENCRYPTION_KEY", Fernet.generate_key().decode())
 os.environ.setdefault("DJANGO_DEBUG", "False")

@@ -61,7 +61,7 @@ class RedisPresence:
 
     @staticmethod
     def _key(key: str) -> str:
-        return f"chatbot:presence:{key}"
+        return f"{settings.REDIS_KEY_PREFIX}:presence:{key}"
 
     async def join(self, key: str, member: str, info: dict[str, Any]) -> None:
         client = self._client()

@@ -116,3 +116,38 @@ def test_envfile_fills_only_the_generated_secrets(tmp_path):
     before = target.read_text()
     envfile.main(str(example), str(target))  # never overwrites
     assert target.read_text() == before
+
+
+def test_the_test_settings_never_read_a_developers_env_file():
+    probe = (
+        "import dotenv; calls = []; "
+        "dotenv.load_dotenv = lambda *a, **k: calls.append(a); "
+        "import config.settings_test; print(len(calls))"
+    )
+    env_vars = {k: v for k, v in os.environ.items() if k != "DJANGO_READ_DOTENV"}
+    result = subprocess.run(  # noqa: S603 - our own interpreter and arguments
+        [sys.executable, "-c", probe], cwd=PROJECT, env=env_vars, capture_output=True, text=True
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "0"
+
+
+@pytest.mark.redis
+def test_the_suite_deletes_only_its_own_redis_keys(settings):
+    import redis
+
+    from conftest import _delete_own_redis_keys
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    foreign, own = f"not-ours-{secrets.token_hex(8)}", f"{settings.REDIS_KEY_PREFIX}:probe"
+    client.set(foreign, "keep", ex=60)
+    client.set(own, "ours", ex=60)
+    try:
+        _delete_own_redis_keys()  # what the suite runs around every test
+
+        assert client.get(foreign) == b"keep"
+        assert client.get(own) is None
+    finally:
+        client.delete(foreign)
+        client.close()
