@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt.token_blacklist",
     "corsheaders",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "core",
     "realtime",
     "users",
@@ -216,6 +217,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "core.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
     "EXCEPTION_HANDLER": "config.exceptions.exception_handler",
+    # OPTIONS describes a route without DRF's serializer walk (the shapes are in /api/schema/).
+    "DEFAULT_METADATA_CLASS": "core.metadata.Metadata",
     "DEFAULT_SCHEMA_CLASS": "core.schema.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {
         "login_client": env.get_str("THROTTLE_LOGIN_CLIENT", "20/min"),
@@ -252,6 +255,10 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI and ReDoc from the project's static files: no CDN, works offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/",
     "APPEND_COMPONENTS": {
@@ -266,6 +273,9 @@ SPECTACULAR_SETTINGS = {
         }
     },
 }
+
+# A failed CSRF check (only the admin's forms use cookies) answers in JSON under /api/.
+CSRF_FAILURE_VIEW = "config.views.csrf_failure"
 
 # --- CORS -------------------------------------------------------------------
 CORS_ALLOWED_ORIGINS = env.get_list("CORS_ALLOWED_ORIGINS")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.http import JsonResponse
 from django.urls import Resolver404, resolve
+from django.views.csrf import csrf_failure as django_csrf_failure
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
@@ -70,6 +72,7 @@ def permission_denied(request, exception=None):
     return _json_error(403, detail, "permission_denied")
 
 
+@csrf_exempt  # a POST to an unknown URL is a 404, not a CSRF refusal
 def not_found(request, exception=None):
     detail = f"No route for {request.path}."
     if not request.path.endswith("/") and _routed(request.path + "/"):
@@ -82,6 +85,14 @@ def _routed(path: str) -> bool:
         return resolve(path).url_name != "api-not-found"
     except Resolver404:
         return False
+
+
+def csrf_failure(request, reason=""):
+    """``CSRF_FAILURE_VIEW``: JSON under /api/ (whose views are exempt anyway), the
+    admin's HTML page elsewhere."""
+    if not request.path.startswith("/api/"):
+        return django_csrf_failure(request, reason=reason)
+    return _json_error(403, "CSRF verification failed.", "csrf_failed")
 
 
 def server_error(request):

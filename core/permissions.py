@@ -55,13 +55,20 @@ def required_scope(view) -> str | None:
     return scopes.get(getattr(view, "action", None)) or scopes.get(view.request.method)
 
 
+def _describing(request) -> bool:
+    """``OPTIONS`` describes the route (name, media types), never an object:
+    any signed-in principal may ask."""
+    return request.method == "OPTIONS" and bool(request.user and request.user.is_authenticated)
+
+
 class EndUserOrScopedService(BasePermission):
     """End users, and service tokens holding the action's scope."""
 
     end_users = True
 
     def has_permission(self, request, view) -> bool:
-        principal_check(request.user, scope=required_scope(view), end_users=self.end_users)
+        if not _describing(request):
+            principal_check(request.user, scope=required_scope(view), end_users=self.end_users)
         return True
 
 
@@ -78,5 +85,6 @@ class EndUserOnly(BasePermission):
     openapi_security = frozenset({"jwtAuth"})
 
     def has_permission(self, request, view) -> bool:
-        principal_check(request.user, scope=None)
+        if not _describing(request):
+            principal_check(request.user, scope=None)
         return True

@@ -1,10 +1,15 @@
 """Errors Django raises outside DRF views are JSON too."""
 
+import json
+import re
+import uuid
+
 import pytest
-from django.test import override_settings
+from django.test import Client, override_settings
 from django.urls import reverse
 
 from config import views
+from config.tests import openapi
 
 pytestmark = pytest.mark.django_db
 
@@ -15,6 +20,50 @@ def test_unknown_urls_are_json_404(client, path):
     assert response.status_code == 404
     assert response["Content-Type"] == "application/json"
     assert response.json()["code"] == "not_found"
+
+
+@pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
+@pytest.mark.parametrize("path", ["/api/users/login", "/api/nope/"])
+def test_unsafe_methods_on_unknown_api_urls_are_json_404_not_a_csrf_page(path, method):
+    client = Client(enforce_csrf_checks=True)
+
+    response = getattr(client, method)(path, data="{}", content_type="application/json")
+
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["code"] == "not_found"
+
+
+def test_a_failed_csrf_check_under_api_is_json(rf):
+    request = rf.post("/api/anything/")
+
+    response = views.csrf_failure(request, reason="CSRF cookie not set.")
+
+    assert response.status_code == 403
+    assert json.loads(response.content)["code"] == "csrf_failed"
+
+
+@pytest.mark.parametrize("caller", ["auth_client", "service_client"])
+def test_options_describes_every_route_to_any_signed_in_caller(caller, request):
+    client = request.getfixturevalue(caller)
+    paths = {operation.path for operation in openapi.operations()}
+    for path in sorted(paths):
+        concrete = re.sub(r"\{[^}]+\}", "1", path.replace("{session_id}", str(uuid.uuid4())))
+        response = client.options(concrete)
+        assert response.status_code == 200, (path, response.content)
+        body = response.json()
+        assert body["schema"] == "/api/schema/"
+        assert "application/json" in body["renders"]
+
+
+def test_api_docs_load_their_assets_from_our_static_files(client):
+    for url in ("/api/docs/", "/api/redoc/"):
+        html = client.get(url).content.decode()
+        assets = re.findall(r'(?:src|href)="([^"]+\.(?:js|css|png))"', html)
+        assert assets, url
+        for asset in assets:
+            assert asset.startswith("/static/"), asset
+            assert client.get(asset).status_code == 200, asset
 
 
 def test_missing_trailing_slash_gets_a_hint(client):

@@ -75,6 +75,15 @@ def test_production_settings_pass_check_deploy():
     assert "no issues" in result.stdout
 
 
+def test_check_deploy_flags_the_benchmark_route():
+    result = _start(
+        _production_env(BENCH_ENDPOINTS="True"),
+        *("manage.py", "check", "--deploy", "--fail-level", "WARNING"),
+    )
+    assert result.returncode == 1
+    assert "core.W001" in result.stdout + result.stderr
+
+
 def test_env_helpers_parse_and_reject(monkeypatch):
     monkeypatch.setenv("X_BOOL", "yes")
     monkeypatch.setenv("X_INT", "12")
