@@ -13,12 +13,14 @@ import json
 import uuid
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
 from core.models import TimestampedModel
+from core.parsers import json_depth
 
 TITLE_MAX_LENGTH = 255
 PREVIEW_MAX_LENGTH = 200
@@ -43,19 +45,25 @@ def validate_message_content(value: str) -> None:
 
 
 def validate_message_metadata(value: Any) -> None:
-    """A JSON object of at most ``CHAT_METADATA_MAX_BYTES`` bytes of compact UTF-8 JSON."""
-    limit = settings.CHAT_METADATA_MAX_BYTES
+    """A JSON object the API can always render back: nested at most
+    ``JSON_MAX_DEPTH`` levels, and at most ``CHAT_METADATA_MAX_BYTES`` bytes of
+    compact UTF-8 JSON."""
+    limit, depth = settings.CHAT_METADATA_MAX_BYTES, settings.JSON_MAX_DEPTH
     if not isinstance(value, dict):
         raise ValidationError("Must be a JSON object.", code="invalid")
+    if json_depth(value, stop_after=depth) > depth:
+        raise ValidationError(f"May nest at most {depth} levels.", code="too_deep")
     try:
-        encoded = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        json.dumps(value, allow_nan=False)  # JSON values only, no NaN or Infinity
+        encoded = orjson.dumps(value)  # and the renderer's own encoder takes it
     except (TypeError, ValueError, RecursionError):
         raise ValidationError(
-            "Must contain only JSON values (no NaN or Infinity).", code="invalid"
+            "Must contain only JSON values (no NaN or Infinity, integers within 64 bits).",
+            code="invalid",
         ) from None
-    if "\\u0000" in encoded:
+    if b"\\u0000" in encoded:
         raise ValidationError("Null characters are not allowed.", code="null_characters")
-    size = len(encoded.encode())
+    size = len(encoded)
     if size > limit:
         raise ValidationError(
             f"Must be at most {limit} bytes as JSON (it has {size}).", code="max_length"

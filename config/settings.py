@@ -307,6 +307,11 @@ if env.get_bool("DJANGO_BEHIND_TLS_PROXY", default=False):
 # --- Limits -----------------------------------------------------------------
 # Request bodies other than file uploads; larger ones get a JSON 413.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.get_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2 * 1024 * 1024)
+# How deeply client JSON (bodies and socket frames) may nest; deeper is a 400.
+# Below 200, so that whatever is stored can always be rendered (orjson: 254).
+JSON_MAX_DEPTH = env.get_int("JSON_MAX_DEPTH", 32, minimum=2)
+if JSON_MAX_DEPTH > 200:
+    env.fail("JSON_MAX_DEPTH", f"must be at most 200, got {JSON_MAX_DEPTH}.")
 
 # --- Chat history -------------------------------------------------------------
 CHAT_MESSAGE_MAX_LENGTH = env.get_int("CHAT_MESSAGE_MAX_LENGTH", 100_000, minimum=1)

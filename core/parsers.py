@@ -1,11 +1,20 @@
-"""The JSON parser: orjson, and DATA_UPLOAD_MAX_MEMORY_SIZE honoured for JSON too.
+"""Reading JSON from clients: orjson, with a size limit and a nesting limit.
 
-Django enforces the limit only when a body is read through ``request.body`` or
-``request.POST``; DRF's JSONParser reads the stream directly, so without this a
-client could make the server buffer an arbitrarily large JSON document.
+Django enforces DATA_UPLOAD_MAX_MEMORY_SIZE only when a body is read through
+``request.body`` or ``request.POST``; DRF's JSONParser reads the stream
+directly, so without the check here a client could make the server buffer an
+arbitrarily large JSON document.
+
+Nesting is limited too (``JSON_MAX_DEPTH``): a document nested a few hundred
+levels deep is small, but nothing can render it back (orjson stops at 254
+levels, Python's json at the recursion limit), so once stored it would break
+every response that carries it. ``loads`` is the one way client JSON is read,
+by the HTTP parser and the WebSocket consumers alike.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import orjson
 from django.conf import settings
@@ -13,6 +22,42 @@ from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
 from config.errors import PayloadTooLarge
+
+
+def loads(data: bytes | str) -> Any:
+    """Parse client JSON; ``ParseError`` (400 ``parse_error``) if it is not JSON
+    or nests deeper than ``JSON_MAX_DEPTH``."""
+    try:
+        value = orjson.loads(data)  # like DRF's strict parser, refuses NaN and Infinity
+    except orjson.JSONDecodeError as exc:
+        raise ParseError(f"JSON parse error - {exc}") from None
+    limit = settings.JSON_MAX_DEPTH
+    if json_depth(value, stop_after=limit) > limit:
+        raise ParseError(f"JSON nested deeper than {limit} levels.")
+    return value
+
+
+def json_depth(value: Any, *, stop_after: int | None = None) -> int:
+    """How deeply arrays and objects nest in ``value`` (a scalar is 0, ``[]`` is 1).
+
+    Iterative, so no input can exhaust the stack; stops counting once past
+    ``stop_after``.
+    """
+    deepest = 0
+    pending = [(value, 1)]
+    while pending:
+        node, depth = pending.pop()
+        if isinstance(node, dict):
+            children = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if stop_after is not None and deepest > stop_after:
+            return deepest
+        pending.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 class JSONParser(parsers.JSONParser):
@@ -23,8 +68,4 @@ class JSONParser(parsers.JSONParser):
             declared = request.META.get("CONTENT_LENGTH") if request is not None else None
             if declared and declared.isdigit() and int(declared) > limit:
                 raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
-        # orjson, like DRF's strict parser, refuses NaN and Infinity.
-        try:
-            return orjson.loads(stream.read())
-        except orjson.JSONDecodeError as exc:
-            raise ParseError(f"JSON parse error - {exc}") from None
+        return loads(stream.read())

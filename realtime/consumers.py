@@ -29,6 +29,7 @@ from rest_framework.exceptions import (
 
 from config.errors import DomainError
 from config.exceptions import SERVER_ERROR, error_answer
+from core.parsers import loads
 from core.permissions import principal_check
 from realtime.publish import user_group
 
@@ -152,10 +153,7 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
     def _decode(text_data: str | None) -> dict[str, Any]:
         if text_data is None:
             raise ParseError("Send JSON text frames.")
-        try:
-            content = json.loads(text_data)
-        except ValueError:
-            raise ParseError("The frame is not valid JSON.") from None
+        content = loads(text_data)  # the HTTP parser's rules: JSON_MAX_DEPTH, no NaN
         if not isinstance(content, dict) or not isinstance(content.get("type"), str):
             raise ValidationError('Send an object with a "type".')
         return content

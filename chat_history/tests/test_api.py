@@ -437,6 +437,31 @@ def test_post_message_returns_the_seed_shape(
     assert published[1][1]["session"]["message_count"] == 1
 
 
+def test_metadata_nested_too_deep_is_refused_before_anything_is_stored(auth_client, session):
+    # 254 levels in 1.5 KB: under every size limit, and beyond what JSON renderers take.
+    deep = "[" * 254 + "]" * 254
+    body = '{"role": "user", "content": "hi", "metadata": {"x": ' + deep + "}}"
+
+    response = auth_client.post(history_url(session), body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "parse_error"
+    assert not ChatMessage.objects.exists()
+    assert auth_client.get(history_url(session)).status_code == 200
+
+
+def test_metadata_the_renderer_could_not_return_is_refused(auth_client, session, settings):
+    settings.JSON_MAX_DEPTH = 4
+    response = auth_client.post(
+        history_url(session),
+        {"role": "user", "content": "hi", "metadata": {"a": {"b": {"c": {}}}}},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    assert not ChatMessage.objects.exists()
+
+
 def test_post_message_to_the_nested_route(auth_client, session):
     response = auth_client.post(
         history_url(session),

@@ -52,6 +52,15 @@ def _message_errors(**fields) -> dict:
         ({"metadata": {"blob": "x" * 200}}, "metadata"),
         ({"metadata": {"score": float("nan")}}, "metadata"),
         ({"metadata": {"note": "nul \x00"}}, "metadata"),
+        ({"metadata": {"n": 2**70}}, "metadata"),  # no renderer takes it back
+        (
+            {
+                "metadata": {
+                    "deep": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]
+                }
+            },
+            "metadata",
+        ),
         ({"client_message_id": ""}, "client_message_id"),
         ({"client_message_id": "k" * 129}, "client_message_id"),
         ({"stream_id": "s" * 129}, "stream_id"),

@@ -140,3 +140,19 @@ async def test_events_stream_carries_document_status_and_session_list_changes():
     event = await communicator.receive_json_from(timeout=2)
     assert event == {"type": "session.created", "session": created.json()}
     await communicator.disconnect()
+
+
+async def test_a_frame_nested_too_deep_is_refused_and_the_socket_stays_open():
+    _, token = await _user_and_token()
+    communicator = WebsocketCommunicator(application, f"/ws/events/?token={token}")
+    await communicator.connect()
+
+    await communicator.send_to(
+        text_data='{"type": "ping", "x": ' + "[" * 10_000 + "]" * 10_000 + "}"
+    )
+    reply = await communicator.receive_json_from()
+
+    assert (reply["type"], reply["code"]) == ("error", "parse_error")
+    await communicator.send_json_to({"type": "ping"})
+    assert await communicator.receive_json_from() == {"type": "pong"}
+    await communicator.disconnect()
