@@ -14,6 +14,7 @@ by the HTTP parser and the WebSocket consumers alike.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -47,6 +48,7 @@ def json_depth(value: Any, *, stop_after: int | None = None) -> int:
     pending = [(value, 1)]
     while pending:
         node, depth = pending.pop()
+        children: Iterable[Any]
         if isinstance(node, dict):
             children = node.values()
         elif isinstance(node, list):
