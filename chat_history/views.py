@@ -54,6 +54,8 @@ from core.validation import validated
 from users.models import Scope
 
 READ, WRITE = Scope.CHAT_READ, Scope.CHAT_WRITE
+# An edit answers with the whole object: it needs what a read needs too.
+EDIT = (READ, WRITE)
 
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
@@ -123,7 +125,7 @@ class ChatSessionViewSet(viewsets.GenericViewSet):
         "messages": READ,
         "export": READ,
         "create": WRITE,
-        "partial_update": WRITE,
+        "partial_update": EDIT,
         "destroy": WRITE,
         "create_message": WRITE,
         "stream": WRITE,
@@ -270,7 +272,7 @@ class ChatMessageViewSet(viewsets.GenericViewSet):
     service_scopes = {
         "retrieve": READ,
         "create": WRITE,
-        "partial_update": WRITE,
+        "partial_update": EDIT,
         "destroy": WRITE,
     }
     lookup_url_kwarg = "message_id"

@@ -2,10 +2,12 @@
 
 One rule, ``principal_check``: an end user may use what is open to end users
 (the selectors then limit them to their own objects); a service token needs
-the scope the operation names; an operation that names no scope is closed to
+every scope the operation names; an operation that names none is closed to
 services. DRF views apply it through the permission classes below, naming the
-scope per action in ``service_scopes`` (``{action: scope}``); WebSocket
-consumers call it per frame type. Either way it runs once per operation.
+scopes per action in ``service_scopes`` (``{action: scope or (scope, ...)}``);
+WebSocket consumers call it per frame type. Either way it runs once per
+operation. A write that answers with an existing object names the read scope
+too: a response never shows what the token could not have read.
 """
 
 from __future__ import annotations
@@ -31,9 +33,13 @@ class EndUserOnlyError(PermissionDenied):
     default_code = "end_user_only"
 
 
-def principal_check(principal: Any, *, scope: str | None, end_users: bool = True) -> None:
-    """Raise unless ``principal`` may use an operation that needs ``scope`` of a
-    service (None: no service may) and is open to end users if ``end_users``.
+Scopes = str | tuple[str, ...]
+
+
+def principal_check(principal: Any, *, scope: Scopes | None, end_users: bool = True) -> None:
+    """Raise unless ``principal`` may use an operation that needs ``scope`` (one
+    or several, all required) of a service (None: no service may) and is open to
+    end users if ``end_users``.
 
     401 ``NotAuthenticated`` for no principal; 403 ``end_user_only``,
     ``missing_scope`` or ``service_only`` otherwise.
@@ -43,16 +49,21 @@ def principal_check(principal: Any, *, scope: str | None, end_users: bool = True
     if principal.is_service:
         if scope is None:
             raise EndUserOnlyError()
-        if not principal.has_scope(scope):
+        if not all(map(principal.has_scope, scope_names(scope))):
             raise MissingScopeError()
     elif not end_users:
         raise ServiceOnlyError()
 
 
-def required_scope(view) -> str | None:
-    """The scope ``view`` names for the current action (or HTTP method)."""
+def scope_names(scope: Scopes) -> tuple[str, ...]:
+    return (scope,) if isinstance(scope, str) else scope
+
+
+def required_scope(view, method: str | None = None) -> Scopes | None:
+    """The scopes ``view`` names for the current action (or HTTP method)."""
     scopes = getattr(view, "service_scopes", {})
-    return scopes.get(getattr(view, "action", None)) or scopes.get(view.request.method)
+    method = method or view.request.method
+    return scopes.get(getattr(view, "action", None)) or scopes.get(method)
 
 
 def _describing(request) -> bool:

@@ -12,6 +12,8 @@ from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 
+from core.permissions import required_scope, scope_names
+
 
 class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField(help_text="Human-readable explanation.")
@@ -74,10 +76,10 @@ class AutoSchema(SpectacularAutoSchema):
 
     def get_description(self):  # type: ignore[override]  # drf-spectacular's signature
         description = super().get_description() or ""
-        scopes = getattr(self.view, "service_scopes", {})
-        scope = scopes.get(getattr(self.view, "action", None)) or scopes.get(self.method)
+        scope = required_scope(self.view, self.method)
         if scope:
-            description += f"\n\nService tokens need the `{scope}` scope."
+            names = " and ".join(f"`{name}`" for name in scope_names(scope))
+            description += f"\n\nService tokens need {names}."
         return description.strip()
 
     # ``@extend_schema(responses=...)`` replaces get_response_serializers, so the

@@ -150,7 +150,25 @@ def test_write_scope_writes_but_cannot_read(writer, session):
 
     for url in (sessions_url(), session_url(session), history_url(session), message_url(message)):
         assert writer.get(url).status_code == 403, url
-    response = writer.patch(message_url(message), {"metadata": {"rating": 5}}, format="json")
+    created = writer.post(history_url(session), {"role": "assistant", "content": "hi"})
+    assert created.status_code == 201
+    assert writer.delete(message_url(message)).status_code == 204
+
+
+def test_an_edit_needs_the_read_scope_too_since_it_answers_with_the_object(
+    writer, make_service_client, session
+):
+    message = add_messages(session, 1, content="private question")[0]
+
+    # A no-op edit would otherwise read the message through its response.
+    for url, body in [(message_url(message), {"metadata": {}}), (session_url(session), {})]:
+        response = writer.patch(url, body, format="json")
+        assert response.status_code == 403, url
+        assert response.json()["code"] == "missing_scope"
+        assert "private question" not in response.content.decode()
+
+    editor = make_service_client(Scope.CHAT_READ, Scope.CHAT_WRITE)
+    response = editor.patch(message_url(message), {"metadata": {"rating": 5}}, format="json")
     assert response.status_code == 200
 
 
@@ -375,7 +393,8 @@ def test_patch_session_rejects_bad_input(auth_client, session, body):
     assert (session.title, session.pinned) == ("RAG 시스템 질문", False)
 
 
-def test_service_with_write_scope_patches_and_deletes_any_session(writer, session):
+def test_service_with_both_scopes_patches_and_deletes_any_session(make_service_client, session):
+    writer = make_service_client(Scope.CHAT_READ, Scope.CHAT_WRITE)
     assert writer.patch(session_url(session), {"pinned": True}, format="json").status_code == 200
     session.refresh_from_db()
     assert session.pinned is True

@@ -47,7 +47,8 @@ def _api_routes(resolver, prefix=""):
         if isinstance(entry, URLResolver):
             routes |= _api_routes(entry, pattern)
         elif isinstance(entry, URLPattern) and pattern.startswith("api/"):
-            if entry.name in {"schema", "swagger-ui", "redoc", "api-not-found"} or "format" in pattern:
+            skipped = {"schema", "swagger-ui", "redoc", "api-not-found"}
+            if entry.name in skipped or "format" in pattern:
                 continue
             path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", pattern)
             path = re.sub(r"^\^|\$$", "", path)
