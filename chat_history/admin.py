@@ -54,6 +54,7 @@ class ChatSessionAdmin(ServiceErrorsAdmin):
         "session_id",
         "user",
         "title",
+        "instructions",
         "archived",
         "pinned",
         "message_count",
@@ -105,7 +106,10 @@ class ChatSessionAdmin(ServiceErrorsAdmin):
         services.chat_session_update(
             actor=OperatorPrincipal(request),
             session=ChatSession.objects.get(pk=obj.pk),
-            **{name: form.cleaned_data[name] for name in ("title", "archived", "pinned")},
+            **{
+                name: form.cleaned_data[name]
+                for name in ("title", "instructions", "archived", "pinned")
+            },
         )
 
     def delete_model(self, request, obj):

@@ -27,6 +27,18 @@ class IdempotencyConflictError(ConflictError):
     )
 
 
+class RoleNotAllowedError(DomainError):
+    """End users speak as the user; assistant and system messages come from the
+    AI service (a system prompt is the session's ``instructions``)."""
+
+    status_code = 403
+    code = "role_not_allowed"
+    default_detail = (
+        "Only the AI service may post assistant or system messages; set a system "
+        "prompt as the session's instructions."
+    )
+
+
 class RealtimeUnavailableError(DomainError):
     """The channel layer is down; a relay-only request cannot do its job."""
 

@@ -23,6 +23,7 @@ from core.models import TimestampedModel
 from core.parsers import json_depth
 
 TITLE_MAX_LENGTH = 255
+INSTRUCTIONS_MAX_LENGTH = 20_000
 PREVIEW_MAX_LENGTH = 200
 CLIENT_MESSAGE_ID_MAX_LENGTH = 128
 STREAM_ID_MAX_LENGTH = 128
@@ -90,6 +91,11 @@ class ChatSession(TimestampedModel):
         blank=True,
         default="",
         help_text="Empty until set, or taken from the first user message.",
+    )
+    instructions = models.TextField(
+        blank=True,
+        default="",
+        help_text="The session's system prompt; ?format=openai returns it first.",
     )
     archived = models.BooleanField(default=False)
     pinned = models.BooleanField(default=False)

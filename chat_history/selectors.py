@@ -68,7 +68,8 @@ def session_list(
         sessions = sessions.filter(archived=archived)
     if search:
         sessions = sessions.filter(title__icontains=search)
-    return sessions.order_by("-pinned", "-updated_at", "-id")
+    # A list item leaves the instructions out: never read a system prompt per row.
+    return sessions.defer("instructions").order_by("-pinned", "-updated_at", "-id")
 
 
 # --- Messages -----------------------------------------------------------------

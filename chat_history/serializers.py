@@ -21,6 +21,7 @@ from rest_framework import serializers
 
 from chat_history.models import (
     CLIENT_MESSAGE_ID_MAX_LENGTH,
+    INSTRUCTIONS_MAX_LENGTH,
     STREAM_ID_MAX_LENGTH,
     TITLE_MAX_LENGTH,
     ChatMessage,
@@ -90,8 +91,23 @@ def session_data(session: ChatSession) -> dict[str, Any]:
     }
 
 
+def session_detail_data(session: ChatSession) -> dict[str, Any]:
+    """A session on its own: the list item plus its instructions (left out of
+    lists, where every item would carry a whole system prompt)."""
+    return {**session_data(session), "instructions": session.instructions}
+
+
 def openai_message_data(message: ChatMessage) -> dict[str, str]:
     return {"role": message.role, "content": message.content}
+
+
+def openai_messages_data(session: ChatSession, page: HistoryPage) -> list[dict[str, str]]:
+    """A page as an LLM prompt: the session's instructions first (as the system
+    message), then the messages."""
+    system = [{"role": Role.SYSTEM.value, "content": session.instructions}]
+    return (system if session.instructions else []) + [
+        openai_message_data(message) for message in page.messages
+    ]
 
 
 def history_data(session: ChatSession, page: HistoryPage) -> dict[str, Any]:
@@ -149,6 +165,14 @@ class SessionSerializer(_DelegatingSerializer):
     last_message = LastMessageSerializer(allow_null=True, help_text="null while empty.")
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
+
+
+class SessionDetailSerializer(SessionSerializer):
+    build = staticmethod(session_detail_data)
+
+    instructions = serializers.CharField(
+        help_text="The system prompt; `?format=openai` returns it first. Empty when unset."
+    )
 
 
 class OpenAIMessageSerializer(_DelegatingSerializer):
@@ -224,8 +248,19 @@ def _metadata_field(help_text: str) -> serializers.DictField:
     )
 
 
+def _instructions_field() -> serializers.CharField:
+    return serializers.CharField(
+        max_length=INSTRUCTIONS_MAX_LENGTH,
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        help_text="The session's system prompt (\"\" clears it).",
+    )
+
+
 class SessionCreateInputSerializer(serializers.Serializer):
     title = serializers.CharField(max_length=TITLE_MAX_LENGTH, required=False, allow_blank=True)
+    instructions = _instructions_field()
     user_id = serializers.IntegerField(
         required=False,
         min_value=1,
@@ -236,12 +271,15 @@ class SessionCreateInputSerializer(serializers.Serializer):
 class SessionUpdateInputSerializer(serializers.Serializer):
     # Blank passes here: that a title, once set, stays set is the service's rule.
     title = serializers.CharField(max_length=TITLE_MAX_LENGTH, required=False, allow_blank=True)
+    instructions = _instructions_field()
     archived = serializers.BooleanField(required=False)
     pinned = serializers.BooleanField(required=False)
 
     def validate(self, attrs):
         if not attrs:
-            raise serializers.ValidationError("Give at least one of title, archived, pinned.")
+            raise serializers.ValidationError(
+                "Give at least one of title, instructions, archived, pinned."
+            )
         return attrs
 
 

@@ -23,6 +23,7 @@ from chat_history.errors import (
     IdempotencyConflictError,
     MessageNotFoundError,
     RealtimeUnavailableError,
+    RoleNotAllowedError,
     SessionNotFoundError,
 )
 from chat_history.models import (
@@ -59,14 +60,16 @@ def one_line(text: str, length: int) -> str:
 
 @transaction.atomic
 def chat_session_create(
-    *, actor: Principal, title: str = "", user_id: int | None = None
+    *, actor: Principal, title: str = "", instructions: str = "", user_id: int | None = None
 ) -> ChatSession:
     """A new, empty session; its owner is the end user, or the active user a
-    service names with ``user_id``.
+    service names with ``user_id``. ``instructions`` is its system prompt.
 
     Publishes ``session.created`` to the owner's group.
     """
-    session = ChatSession.objects.create(user_id=_owner_id(actor, user_id), title=title.strip())
+    session = ChatSession.objects.create(
+        user_id=_owner_id(actor, user_id), title=title.strip(), instructions=instructions
+    )
     events.session_created(session)
     return session
 
@@ -89,10 +92,12 @@ def chat_session_update(
     actor: Principal,
     session: ChatSession,
     title: str | None = None,
+    instructions: str | None = None,
     archived: bool | None = None,
     pinned: bool | None = None,
 ) -> ChatSession:
-    """Rename, archive/unarchive, pin/unpin. Unchanged values write nothing.
+    """Rename, set the instructions (system prompt; "" clears them),
+    archive/unarchive, pin/unpin. Unchanged values write nothing.
 
     A title, once set, cannot be blanked (an untitled session takes its title
     from its first user message). Publishes ``session.updated`` to the
@@ -102,7 +107,12 @@ def chat_session_update(
         title = title.strip()
         if not title:
             raise ValidationError({"title": "The title may not be blank."})
-    wanted = {"title": title, "archived": archived, "pinned": pinned}
+    wanted = {
+        "title": title,
+        "instructions": instructions,
+        "archived": archived,
+        "pinned": pinned,
+    }
     changed = [
         name
         for name, value in wanted.items()
@@ -143,10 +153,11 @@ def chat_message_create(
 ) -> tuple[ChatMessage, bool]:
     """Append a message; returns ``(message, created)``.
 
-    With ``client_message_id`` the create is idempotent within the session: a
-    key already used returns the original message and ``created=False``
-    (nothing written, nothing published); the same key with a different role
-    or content is a 409. Concurrent duplicates are settled by the unique
+    End users post ``user`` messages only (403 ``role_not_allowed``); the AI
+    service posts any role. With ``client_message_id`` the create is idempotent
+    within the session: a key already used returns the original message and
+    ``created=False`` (nothing written, nothing published); the same key with a
+    different role or content is a 409. Concurrent duplicates are settled by the unique
     constraint, not by a read first. ``stream_id`` (a streamed reply this
     message completes) is kept as ``metadata["stream_id"]``.
 
@@ -157,6 +168,8 @@ def chat_message_create(
     ``session.updated`` to the owner's (and to the session's when the title
     was just set).
     """
+    if not actor.is_service and role != Role.USER:
+        raise RoleNotAllowedError()
     metadata = {} if metadata is None else metadata
     if stream_id is not None:
         metadata = {**metadata, "stream_id": stream_id}

@@ -23,7 +23,7 @@ from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 
 from chat_history import search, selectors, services, stats
-from chat_history.exports import EXPORTERS
+from chat_history.exports import EXPORTERS, streaming_content
 from chat_history.serializers import (
     ExportQuerySerializer,
     HistoryQuerySerializer,
@@ -36,6 +36,7 @@ from chat_history.serializers import (
     SearchHitSerializer,
     SearchQuerySerializer,
     SessionCreateInputSerializer,
+    SessionDetailSerializer,
     SessionListQuerySerializer,
     SessionSerializer,
     SessionUpdateInputSerializer,
@@ -44,8 +45,9 @@ from chat_history.serializers import (
     StreamInputSerializer,
     history_data,
     message_data,
-    openai_message_data,
+    openai_messages_data,
     session_data,
+    session_detail_data,
 )
 from core.pagination import page_of
 from core.permissions import EndUserOnly, EndUserOrScopedService, ScopedServiceOnly
@@ -147,28 +149,28 @@ class ChatSessionViewSet(viewsets.GenericViewSet):
     @extend_schema(
         summary="Create a session",
         request=SessionCreateInputSerializer,
-        responses={201: SessionSerializer},
+        responses={201: SessionDetailSerializer},
     )
     def create(self, request):
         data = validated(SessionCreateInputSerializer, request.data)
         session = services.chat_session_create(actor=request.user, **data)
-        return Response(session_data(session), status=status.HTTP_201_CREATED)
+        return Response(session_detail_data(session), status=status.HTTP_201_CREATED)
 
-    @extend_schema(summary="Get a session", responses=SessionSerializer)
+    @extend_schema(summary="Get a session", responses=SessionDetailSerializer)
     def retrieve(self, request, session_id):
         session = selectors.session_get(actor=request.user, session_id=session_id)
-        return Response(session_data(session))
+        return Response(session_detail_data(session))
 
     @extend_schema(
-        summary="Rename, archive or pin a session",
+        summary="Rename, set the instructions, archive or pin a session",
         request=SessionUpdateInputSerializer,
-        responses=SessionSerializer,
+        responses=SessionDetailSerializer,
     )
     def partial_update(self, request, session_id):
         data = validated(SessionUpdateInputSerializer, request.data)
         session = selectors.session_get(actor=request.user, session_id=session_id)
         session = services.chat_session_update(actor=request.user, session=session, **data)
-        return Response(session_data(session))
+        return Response(session_detail_data(session))
 
     @extend_schema(summary="Delete a session and its messages", responses={204: _NO_CONTENT})
     def destroy(self, request, session_id):
@@ -204,7 +206,7 @@ class ChatSessionViewSet(viewsets.GenericViewSet):
             session=session, limit=limit, before=params.get("before"), after=params.get("after")
         )
         if params["format"] == "openai":
-            return Response([openai_message_data(message) for message in page.messages])
+            return Response(openai_messages_data(session, page))
         return Response(history_data(session, page))
 
     @extend_schema(

@@ -4,7 +4,12 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from chat_history import services
-from chat_history.errors import IdempotencyConflictError, MessageNotFoundError, SessionNotFoundError
+from chat_history.errors import (
+    IdempotencyConflictError,
+    MessageNotFoundError,
+    RoleNotAllowedError,
+    SessionNotFoundError,
+)
 from chat_history.events import session_group
 from chat_history.models import ChatMessage, ChatSession, Role
 from chat_history.serializers import message_data, session_data
@@ -21,8 +26,11 @@ def _principal(*scopes: str) -> ServicePrincipal:
 
 
 def _create(session, *, actor=None, role=Role.USER, content="RAG가 무엇인가요?", **kwargs):
+    """As the session's owner; other roles than ``user`` as the AI service."""
+    if actor is None:
+        actor = session.user if role == Role.USER else _principal(Scope.CHAT_WRITE)
     return services.chat_message_create(
-        actor=actor or session.user, session=session, role=role, content=content, **kwargs
+        actor=actor, session=session, role=role, content=content, **kwargs
     )
 
 
@@ -240,6 +248,14 @@ def test_same_key_in_another_session_is_a_new_message(session, user):
 
     assert created is True
     assert ChatMessage.objects.count() == 2
+
+
+@pytest.mark.parametrize("role", [Role.ASSISTANT, Role.SYSTEM])
+def test_end_users_may_post_user_messages_only(session, role):
+    with pytest.raises(RoleNotAllowedError):
+        _create(session, actor=session.user, role=role)
+
+    assert not ChatMessage.objects.exists()
 
 
 def test_a_stream_id_that_overfills_the_metadata_is_refused(session, settings):
