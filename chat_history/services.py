@@ -130,9 +130,16 @@ def chat_session_update(
 def chat_session_delete(*, actor: Principal, session: ChatSession) -> None:
     """Delete the session and all its messages (one DELETE each, however many).
 
-    Publishes ``session.deleted`` to the owner's group and the session's.
+    Publishes ``session.deleted`` to the owner's group and the session's. The
+    session's row is locked first: a message insert (which updates that row)
+    then either commits before the messages are deleted or finds the session
+    gone (``SessionNotFoundError``, 404). Without the lock, an insert committed
+    between the two DELETEs failed this one on the foreign key (a 500).
+    Raises ``SessionNotFoundError`` if another delete got there first.
     """
     user_id, session_id = session.user_id, str(session.session_id)
+    if not ChatSession.objects.select_for_update().filter(pk=session.pk).exists():
+        raise SessionNotFoundError()
     session.delete()
     events.session_deleted(user_id=user_id, session_id=session_id)
 

@@ -252,14 +252,14 @@ class ChatSessionViewSet(viewsets.GenericViewSet):
             ),
         },
     )
+        chunks = render(session, selectors.message_iter_all(session=session))
     @action(detail=True, methods=["get"])
     def export(self, request, session_id):
         params = _query(ExportQuerySerializer, request)
         session = selectors.session_get(actor=request.user, session_id=session_id)
         render, content_type, extension = EXPORTERS[params["format"]]
         response = StreamingHttpResponse(
-            render(session, selectors.message_iter_all(session=session)),
-            content_type=content_type,
+            streaming_content(chunks, request=request._request), content_type=content_type
         )
         filename = f"chat-{session.session_id}.{extension}"
         response["Content-Disposition"] = f'attachment; filename="{filename}"'

@@ -359,3 +359,5 @@ LOGGING = {
         "django.server": {"level": "WARNING"},
     },
 }
+# What a DOCX may unpack to in total (from its zip directory); more is a zip bomb.
+DOCUMENT_MAX_UNZIPPED_SIZE = env.get_int("DOCUMENT_MAX_UNZIPPED_SIZE", 200 * 1024 * 1024, minimum=1)

@@ -12,14 +12,16 @@ type      extension            content
 ========  ===================  =============================================
 PDF       .pdf                 starts with ``%PDF-`` and pypdf reads its pages
 DOCX      .docx                a zip holding [Content_Types].xml and
-                               word/document.xml
+                               word/document.xml, that unpacks to at most
+                               ``DOCUMENT_MAX_UNZIPPED_SIZE`` with no part
+                               compressed beyond 100:1 (no zip bomb)
 TXT       .txt                 valid UTF-8 without NUL bytes
 MD        .md, .markdown       valid UTF-8 without NUL bytes
 ========  ===================  =============================================
 
-Anything else, or an extension that does not match the content, is a 415. A
-file whose content is of its claimed type but cannot be read (a truncated
-PDF, a broken zip) is a 400 ``corrupt_file``.
+Anything else, or an extension that does not match the content, is a 415, and
+so is a zip bomb. A file whose content is of its claimed type but cannot be
+read (a truncated PDF, a broken zip) is a 400 ``corrupt_file``.
 """
 
 from __future__ import annotations
@@ -81,6 +83,11 @@ DOCX_PARTS = frozenset({"[Content_Types].xml", "word/document.xml"})
 # Word files hold tens of parts; a zip of countless tiny entries would make
 # zipfile build a huge directory in memory, so it is refused before that.
 MAX_DOCX_PARTS = 5_000
+# Word's XML deflates about 5-20:1; a part packed 100 times tighter is a zip
+# bomb (Apache POI refuses the same ratio). Parts up to 1 MiB are exempt: a
+# little repeated markup can compress that well, and the total is capped anyway.
+MAX_DOCX_COMPRESSION_RATIO = 100
+DOCX_RATIO_EXEMPT_SIZE = 1024 * 1024
 _ZIP_END_RECORD = b"PK\x05\x06"
 _SEPARATORS = re.compile(r"[/\\]")
 
@@ -190,11 +197,38 @@ def check_docx(file: File) -> None:
     file.seek(0)
     try:
         with zipfile.ZipFile(file) as archive:
-            names = set(archive.namelist())
+            parts = archive.infolist()
     except (zipfile.BadZipFile, OSError, ValueError, EOFError):
         raise CorruptFileError("The DOCX file is damaged (not a readable zip archive).") from None
-    if not names >= DOCX_PARTS:
+    if not {part.filename for part in parts} >= DOCX_PARTS:
         raise UnsupportedFileTypeError("The zip archive is not a Word (DOCX) document.")
+    docx_expansion_check(parts)
+
+
+def docx_expansion_check(parts: list[zipfile.ZipInfo]) -> None:
+    """415 for a zip bomb: parts that unpack past ``DOCUMENT_MAX_UNZIPPED_SIZE``
+    in total, or a part compressed beyond ``MAX_DOCX_COMPRESSION_RATIO``.
+
+    Uses the sizes of the central directory and never decompresses anything.
+    A zip reader (Python's ``zipfile`` included) stops a part at its declared
+    size, so a directory that understates a part does not get it past the worker.
+    """
+    limit = settings.DOCUMENT_MAX_UNZIPPED_SIZE
+    unpacked = sum(part.file_size for part in parts)
+    if unpacked > limit:
+        raise UnsupportedFileTypeError(
+            f"The DOCX unpacks to {unpacked} bytes, more than the {limit}-byte limit."
+        )
+    for part in parts:
+        if (
+            part.file_size > DOCX_RATIO_EXEMPT_SIZE
+            and part.file_size > MAX_DOCX_COMPRESSION_RATIO * part.compress_size
+        ):
+            ratio = part.file_size // max(part.compress_size, 1)
+            raise UnsupportedFileTypeError(
+                f"A part of the DOCX is compressed {ratio}:1; a Word document's parts "
+                f"stay under {MAX_DOCX_COMPRESSION_RATIO}:1 (this looks like a zip bomb)."
+            )
 
 
 def zip_entry_count(file: File) -> int | None:

@@ -23,8 +23,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -152,6 +153,60 @@ def document_delete_all_for_user(*, user: User) -> int:
     for document_id in ids:
         document_delete(user=user, document_id=document_id)
     return len(ids)
+
+
+# --- Storage housekeeping -----------------------------------------------------
+
+DOCUMENT_FILES_ROOT = "documents"  # every upload is stored under it (``document_upload``)
+_SWEEP_BATCH = 500
+
+
+def document_orphan_files_sweep(*, older_than: timedelta, dry_run: bool = False) -> list[str]:
+    """Delete stored files under ``documents/`` that no document references and
+    that were last modified more than ``older_than`` ago; returns their names.
+
+    An upload stores its file before its row commits, so a process killed in
+    between leaves the file behind. The grace period spares uploads still in
+    flight; a file a row references is never touched, whatever its age. Only
+    the storage API is used (``listdir``, ``get_modified_time``, ``delete``),
+    so any Django storage that lists directories works (local disk, S3). A
+    file that disappears meanwhile (its document being deleted) is skipped.
+    With ``dry_run`` nothing is deleted.
+    """
+    cutoff = timezone.now() - older_than
+    removed: list[str] = []
+    for names in _stored_files(DOCUMENT_FILES_ROOT):
+        referenced = set(
+            DocumentMetadata.objects.filter(file_path__in=names).values_list("file_path", flat=True)
+        )
+        for name in names:
+            if name in referenced or not _modified_before(name, cutoff):
+                continue
+            if not dry_run:
+                default_storage.delete(name)
+                logger.info("deleted orphan document file %s", name)
+            removed.append(name)
+    return removed
+
+
+def _stored_files(directory: str) -> Iterator[list[str]]:
+    """The names of the files under ``directory``, recursively, in batches."""
+    try:
+        directories, files = default_storage.listdir(directory)
+    except FileNotFoundError:  # nothing uploaded yet, or removed meanwhile
+        return
+    names = [f"{directory}/{name}" for name in files]
+    for start in range(0, len(names), _SWEEP_BATCH):
+        yield names[start : start + _SWEEP_BATCH]
+    for subdirectory in directories:
+        yield from _stored_files(f"{directory}/{subdirectory}")
+
+
+def _modified_before(name: str, cutoff: datetime) -> bool:
+    try:
+        return default_storage.get_modified_time(name) < cutoff
+    except FileNotFoundError:
+        return False
 
 
 # --- Processing protocol ------------------------------------------------------

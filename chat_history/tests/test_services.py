@@ -119,8 +119,8 @@ def test_session_delete_removes_messages_in_constant_queries(
     add_messages(session, size)
     kept = add_messages(ChatSessionFactory(user=session.user), 2)
 
-    # savepoint, DELETE messages, DELETE session, release
-    with django_capture_on_commit_callbacks(execute=True), django_assert_num_queries(4):
+    # savepoint, lock the session, DELETE messages, DELETE session, release
+    with django_capture_on_commit_callbacks(execute=True), django_assert_num_queries(5):
         services.chat_session_delete(actor=session.user, session=session)
 
     assert not ChatSession.objects.filter(pk=session.pk).exists()
