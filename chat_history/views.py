@@ -52,7 +52,7 @@ from chat_history.serializers import (
 from core.pagination import page_of
 from core.permissions import EndUserOnly, EndUserOrScopedService, ScopedServiceOnly
 from core.schema import error_response
-from core.validation import validated
+from core.validation import validated, validated_query
 from users.models import Scope
 
 READ, WRITE = Scope.CHAT_READ, Scope.CHAT_WRITE
@@ -84,11 +84,6 @@ class FormatParamNegotiation(DefaultContentNegotiation):
 
     class settings:  # noqa: N801 - stands in for DRF's api_settings
         URL_FORMAT_OVERRIDE = None
-
-
-def _query(serializer_class, request) -> dict:
-    # A plain dict: a QueryDict would turn absent booleans into False.
-    return validated(serializer_class, request.query_params.dict())
 
 
 def _idempotency_key(request, data: dict) -> str | None:
@@ -142,7 +137,7 @@ class ChatSessionViewSet(viewsets.GenericViewSet):
         responses=SessionSerializer(many=True),
     )
     def list(self, request):
-        params = _query(SessionListQuerySerializer, request)
+        params = validated_query(SessionListQuerySerializer, request.query_params)
         page = page_of(self, selectors.session_list(actor=request.user, **params))
         return self.get_paginated_response([session_data(session) for session in page])
 
@@ -196,7 +191,7 @@ class ChatSessionViewSet(viewsets.GenericViewSet):
     )
     @action(detail=True, methods=["get"], url_path="messages")
     def messages(self, request, session_id):
-        params = _query(HistoryQuerySerializer, request)
+        params = validated_query(HistoryQuerySerializer, request.query_params)
         session = selectors.session_get(actor=request.user, session_id=session_id)
         limit = min(
             params.get("limit", settings.CHAT_HISTORY_DEFAULT_LIMIT),
@@ -252,12 +247,12 @@ class ChatSessionViewSet(viewsets.GenericViewSet):
             ),
         },
     )
-        chunks = render(session, selectors.message_iter_all(session=session))
     @action(detail=True, methods=["get"])
     def export(self, request, session_id):
-        params = _query(ExportQuerySerializer, request)
+        params = validated_query(ExportQuerySerializer, request.query_params)
         session = selectors.session_get(actor=request.user, session_id=session_id)
         render, content_type, extension = EXPORTERS[params["format"]]
+        chunks = render(session, selectors.message_iter_all(session=session))
         response = StreamingHttpResponse(
             streaming_content(chunks, request=request._request), content_type=content_type
         )
@@ -333,7 +328,7 @@ class ChatSearchViewSet(viewsets.GenericViewSet):
         responses=SearchHitSerializer(many=True),
     )
     def list(self, request):
-        terms = _query(SearchQuerySerializer, request)["q"]
+        terms = validated_query(SearchQuerySerializer, request.query_params)["q"]
         page = page_of(self, search.search_hits(user=request.user, terms=terms))
         hits = search.search_snippets(hits=page, terms=terms)
         return self.get_paginated_response(SearchHitSerializer(hits, many=True).data)

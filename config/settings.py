@@ -209,11 +209,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["core.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": [
-        "core.parsers.JSONParser",
-        "rest_framework.parsers.MultiPartParser",
-        "rest_framework.parsers.FormParser",
-    ],
+    # JSON bodies only (the upload route has its own multipart parser): form
+    # encodings would bring their own conversions of every field.
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "core.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
     "EXCEPTION_HANDLER": "config.exceptions.exception_handler",
@@ -255,6 +253,8 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The document and the docs pages are public, whatever credentials a caller sends.
+    "SERVE_AUTHENTICATION": [],
     # Swagger UI and ReDoc from the project's static files: no CDN, works offline.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -326,6 +326,8 @@ BENCH_ENDPOINTS = env.get_bool("BENCH_ENDPOINTS", default=False)
 
 # --- Documents ----------------------------------------------------------------
 DOCUMENT_MAX_UPLOAD_SIZE = env.get_int("DOCUMENT_MAX_UPLOAD_SIZE", 20 * 1024 * 1024, minimum=1)
+# What a DOCX may unpack to in total (from its zip directory); more is a zip bomb.
+DOCUMENT_MAX_UNZIPPED_SIZE = env.get_int("DOCUMENT_MAX_UNZIPPED_SIZE", 200 * 1024 * 1024, minimum=1)
 DOCUMENT_LEASE_SECONDS = env.get_int("DOCUMENT_LEASE_SECONDS", 600, minimum=1)
 DOCUMENT_MAX_ATTEMPTS = env.get_int("DOCUMENT_MAX_ATTEMPTS", 3, minimum=1)
 DOCUMENT_QDRANT_COLLECTION = env.get_str("DOCUMENT_QDRANT_COLLECTION", "documents")
@@ -359,5 +361,3 @@ LOGGING = {
         "django.server": {"level": "WARNING"},
     },
 }
-# What a DOCX may unpack to in total (from its zip directory); more is a zip bomb.
-DOCUMENT_MAX_UNZIPPED_SIZE = env.get_int("DOCUMENT_MAX_UNZIPPED_SIZE", 200 * 1024 * 1024, minimum=1)

@@ -4,8 +4,9 @@ Admin saves, deletes and actions go through the services, which refuse what
 breaks a business rule by raising (a 409 transition, a validation error). Left
 alone, that is an HTTP 500 in the admin. ``ServiceErrorsAdmin`` turns any error
 the API knows (``config.exceptions.error_answer``) into an error message on
-the page the operator came from (a save or delete rolls back whole); anything
-else is a bug and still raises.
+the page the operator came from (a save or delete rolls back whole). The
+admin's own refusals (no permission, no such object) keep its 403/404 pages,
+and anything else is a bug and still raises.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class ServiceErrorsAdmin(admin.ModelAdmin):
             return view(request, *args, **kwargs)  # each view runs in its own transaction
         except Exception as exc:
             answer = error_answer(exc)
-            if answer is None:
-                raise
+            if answer is None or answer.status in (401, 403, 404):
+                raise  # a bug, or the admin's own refusal (its 403/404 pages)
             self.message_user(request, f"Refused: {answer.detail}", messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())

@@ -24,4 +24,10 @@ class JSONRenderer(renderers.JSONRenderer):
         options = _OPTIONS
         if self.get_indent(accepted_media_type or "", renderer_context or {}):
             options |= orjson.OPT_INDENT_2
-        return orjson.dumps(data, default=_fallback, option=options)
+        try:
+            return orjson.dumps(data, default=_fallback, option=options)
+        except TypeError:
+            # An integer past 64 bits, which orjson cannot write: PostgreSQL's
+            # jsonb gives 1e20 back as 100000000000000000000. DRF's encoder
+            # writes any integer; a response never fails over one number.
+            return super().render(data, accepted_media_type, renderer_context)

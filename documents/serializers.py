@@ -51,7 +51,10 @@ class DocumentListQuerySerializer(serializers.Serializer):
         choices=FileType.choices, required=False, help_text="Case-insensitive."
     )
     search = serializers.CharField(
-        required=False, max_length=255, help_text="Part of the filename (case-insensitive)."
+        required=False,
+        allow_blank=True,
+        max_length=255,
+        help_text="Part of the filename (case-insensitive); empty lists every document.",
     )
 
 

@@ -14,7 +14,7 @@ from core.pagination import page_of
 from core.parsers import JSONParser
 from core.permissions import EndUserOnly, EndUserOrScopedService, ScopedServiceOnly
 from core.schema import VALIDATION_ERROR, error_response
-from core.validation import validated
+from core.validation import validated, validated_query
 from documents import selectors, services
 from documents.errors import DocumentFileMissingError
 from documents.inspection import CONTENT_TYPES
@@ -70,7 +70,7 @@ class DocumentViewSet(viewsets.GenericViewSet):
         responses={200: DocumentListItemSerializer(many=True), 400: VALIDATION_ERROR},
     )
     def list(self, request):
-        filters = validated(DocumentListQuerySerializer, request.query_params)
+        filters = validated_query(DocumentListQuerySerializer, request.query_params)
         page = page_of(self, selectors.document_list(user=request.user, **filters))
         return self.get_paginated_response(DocumentListItemSerializer(page, many=True).data)
 
@@ -227,6 +227,6 @@ class DocumentJobViewSet(viewsets.GenericViewSet):
     )
     @action(detail=False, methods=["get"])
     def deletions(self, request):
-        since = validated(DeletionQuerySerializer, request.query_params).get("since")
+        since = validated_query(DeletionQuerySerializer, request.query_params).get("since")
         page = page_of(self, selectors.document_deletion_list(since=since))
         return self.get_paginated_response(DeletionSerializer(page, many=True).data)

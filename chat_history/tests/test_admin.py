@@ -132,3 +132,10 @@ def test_bulk_delete_in_admin_uses_the_services(staff_client, session):
     assert response.status_code == 302
     assert not ChatSession.objects.exists()
     assert not ChatMessage.objects.exists()
+
+
+def test_the_admins_own_refusals_keep_their_pages(staff_client):
+    # No one adds sessions in the admin: a 403 page, not a redirect to itself.
+    response = staff_client.get(reverse("admin:chat_history_chatsession_add"))
+
+    assert response.status_code == 403

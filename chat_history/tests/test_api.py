@@ -337,6 +337,16 @@ def test_session_list_pages_and_caps_page_size(auth_client, user):
     assert len(capped["results"]) == 3
 
 
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [("page_size=0", 400), ("page_size=null", 400), ("page_size=-2", 400), ("page=9", 404)],
+)
+def test_bad_page_parameters_are_refused_not_ignored(auth_client, session, query, status):
+    response = auth_client.get(sessions_url() + "?" + query)
+
+    assert response.status_code == status
+
+
 def test_service_lists_all_sessions_or_one_users(reader, session, other_session, other_user):
     everyone = reader.get(sessions_url()).json()
     one = reader.get(sessions_url() + f"?user_id={other_user.pk}").json()
@@ -469,6 +479,21 @@ def test_metadata_nested_too_deep_is_refused_before_anything_is_stored(auth_clie
     assert response.status_code == 400
     assert response.json()["code"] == "parse_error"
     assert not ChatMessage.objects.exists()
+    assert auth_client.get(history_url(session)).status_code == 200
+
+
+def test_large_numbers_in_metadata_come_back_whatever_the_database_made_of_them(
+    auth_client, session
+):
+    # PostgreSQL's jsonb stores 1e20 as the integer 100000000000000000000.
+    body = {"role": "user", "content": "hi", "metadata": {"n": 1e20, "tiny": 1e-300}}
+    created = auth_client.post(history_url(session), body, format="json")
+    assert created.status_code == 201
+
+    response = auth_client.get(message_url(ChatMessage.objects.get()))
+
+    assert response.status_code == 200
+    assert response.json()["metadata"]["n"] == 1e20
     assert auth_client.get(history_url(session)).status_code == 200
 
 

@@ -55,3 +55,9 @@ def test_parser_reads_json():
 def test_parser_refuses_invalid_json_and_non_finite_numbers(body):
     with pytest.raises(ParseError):
         _parse(body)
+
+
+def test_integers_past_64_bits_render_exactly_instead_of_failing():
+    body = JSONRenderer().render({"n": 10**20, "at": SAMPLE["created_at"]})
+
+    assert json.loads(body) == {"n": 10**20, "at": "2025-01-15T10:31:00.123456Z"}
