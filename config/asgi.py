@@ -18,13 +18,15 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from config.asgi_limits import RequestBodyLimit  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
 from realtime.auth import TokenAuthMiddleware  # noqa: E402
-from users.authentication import identify_token  # noqa: E402
+from users.authentication import identify_credential  # noqa: E402
 
 # No Origin check: sockets authenticate with a token the page must hold, never
 # with cookies, so a foreign page cannot ride on a user's session (CSWSH).
 application = ProtocolTypeRouter(
     {
         "http": RequestBodyLimit(django_asgi_app),
-        "websocket": TokenAuthMiddleware(URLRouter(websocket_urlpatterns), identify=identify_token),
+        "websocket": TokenAuthMiddleware(
+            URLRouter(websocket_urlpatterns), identify=identify_credential
+        ),
     }
 )

@@ -169,6 +169,10 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# How long a WebSocket ticket (POST /api/users/ws-ticket/, for ?ticket=) stays
+# valid; it opens one socket, once.
+WS_TICKET_SECONDS = env.get_int("WS_TICKET_SECONDS", 30, minimum=1)
+
 # --- Passwords --------------------------------------------------------------
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
@@ -232,16 +236,24 @@ REST_FRAMEWORK = {
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": env.get_seconds("JWT_ACCESS_LIFETIME_SECONDS", 60 * 60),
     "REFRESH_TOKEN_LIFETIME": env.get_seconds("JWT_REFRESH_LIFETIME_SECONDS", 7 * 24 * 3600),
+    # Refresh tokens rotate in families kept by users.services (RefreshTokenRecord),
+    # not by simplejwt's blacklist app, which stays installed only for the
+    # migration that adopted its live tokens.
     "ROTATE_REFRESH_TOKENS": True,
-    "BLACKLIST_AFTER_ROTATION": True,
+    "BLACKLIST_AFTER_ROTATION": False,
     "UPDATE_LAST_LOGIN": False,
     # Tokens carry a digest of the password hash: changing the password makes
     # every access token issued before it invalid, not just the refresh tokens.
     "CHECK_REVOKE_TOKEN": True,
+    # Deterministic: a refresh token signed again from its record is the same string.
     "ALGORITHM": "HS256",
     "SIGNING_KEY": env.get_str("JWT_SIGNING_KEY") or SECRET_KEY,
     "AUTH_HEADER_TYPES": ("Bearer",),
 }
+# A refresh token presented again this soon after it was rotated (two tabs
+# refreshing at once) gets the same successor; later, it is reuse and its whole
+# family (session) is revoked. 0 turns the grace window off.
+JWT_REFRESH_GRACE_SECONDS = env.get_int("JWT_REFRESH_GRACE_SECONDS", 10)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Chatbot backend API",

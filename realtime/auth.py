@@ -1,23 +1,28 @@
-"""Who is on the other end of a WebSocket: the token from the handshake.
+"""Who is on the other end of a WebSocket: the credential of the handshake.
 
-Browsers cannot set an Authorization header on a WebSocket, so the token (a
-JWT access token, or a service token) travels either
+No credential travels in a URL, where access logs would keep it. A client
+authenticates with one of:
 
-- in the ``Sec-WebSocket-Protocol`` header as the pair ``bearer, <token>``:
-  ``new WebSocket(url, ["bearer", token])``; the server then accepts the
-  ``bearer`` subprotocol. This keeps the token out of URLs and access logs.
-- as the ``token`` query parameter: ``ws://host/ws/events/?token=<jwt>``.
+- ``Sec-WebSocket-Protocol: bearer, <token>`` (browsers, which cannot set
+  headers on a WebSocket): ``new WebSocket(url, ["bearer", token])``; the
+  server then accepts the ``bearer`` subprotocol;
+- ``Authorization: Bearer <token>`` on the handshake (servers such as the AI
+  service, whose WebSocket clients can set headers);
+- ``?ticket=<ticket>``: a single-use ticket that lives a few seconds, from
+  ``POST /api/users/ws-ticket/``, for clients that can do neither.
 
-Which tokens are valid is not decided here: ``TokenAuthMiddleware`` is handed
-the function that knows (``config.asgi`` passes ``users.authentication``'s), so
-this plumbing depends on no domain app.
+Which credentials are valid is not decided here: ``TokenAuthMiddleware`` is
+handed the function that knows (``config.asgi`` passes
+``users.authentication.identify_credential``), so this plumbing depends on no
+domain app.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -27,8 +32,14 @@ from django.contrib.auth.models import AnonymousUser
 SUBPROTOCOL = "bearer"
 
 
+@dataclass(frozen=True)
+class Credential:
+    kind: Literal["token", "ticket"]
+    value: str
+
+
 class Identity(Protocol):
-    """What a valid token says: who it is, and until when (None: until revoked)."""
+    """What a valid credential says: who it is, and until when (None: until revoked)."""
 
     @property
     def principal(self) -> Any: ...
@@ -37,26 +48,30 @@ class Identity(Protocol):
     def expires_at(self) -> datetime | None: ...
 
 
-Identify = Callable[[str], Identity | None]
+Identify = Callable[[Credential], Identity | None]
 
 
-def token_from_scope(scope) -> tuple[str | None, str | None]:
-    """``(token, subprotocol to accept)`` from the handshake."""
+def credential_from_scope(scope) -> tuple[Credential | None, str | None]:
+    """``(credential, subprotocol to accept)`` from the handshake."""
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            kind, _, token = value.decode("latin-1").partition(" ")
+            if kind == "Bearer" and token:
+                return Credential("token", token.strip()), None
     offered = list(scope.get("subprotocols") or [])
     if SUBPROTOCOL in offered:
         position = offered.index(SUBPROTOCOL)
         if position + 1 < len(offered):
-            return offered[position + 1], SUBPROTOCOL
-    query = parse_qs(scope.get("query_string", b"").decode(errors="replace"))
-    values = query.get("token")
-    return (values[0] if values else None), None
+            return Credential("token", offered[position + 1]), SUBPROTOCOL
+    tickets = parse_qs(scope.get("query_string", b"").decode(errors="replace")).get("ticket")
+    return (Credential("ticket", tickets[0]) if tickets else None), None
 
 
 class TokenAuthMiddleware(BaseMiddleware):
-    """Puts the token's principal (or AnonymousUser) in ``scope["user"]``.
+    """Puts the credential's principal (or AnonymousUser) in ``scope["user"]``.
 
-    ``identify(raw_token)`` runs in a worker thread (it may query the
-    database); it returns an ``Identity`` or None for an invalid token.
+    ``identify(credential)`` runs in a worker thread (it may query the
+    database); it returns an ``Identity``, or None for an invalid credential.
     """
 
     def __init__(self, inner, *, identify: Identify) -> None:
@@ -65,8 +80,8 @@ class TokenAuthMiddleware(BaseMiddleware):
 
     async def __call__(self, scope, receive, send):
         scope = dict(scope)
-        raw, subprotocol = token_from_scope(scope)
-        identity = await self.identify(raw) if raw else None
+        credential, subprotocol = credential_from_scope(scope)
+        identity = await self.identify(credential) if credential else None
         scope["user"] = identity.principal if identity else AnonymousUser()
         scope["token_expires_at"] = identity.expires_at if identity else None
         scope["subprotocol"] = subprotocol

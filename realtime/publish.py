@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import threading
 from typing import Any
 
@@ -37,6 +38,12 @@ PUBLISH_TIMEOUT = 5  # seconds; Redis connects time out after 2 (settings.CHANNE
 
 def user_group(user_id: int) -> str:
     return f"user.{user_id}"
+
+
+def principal_group(key: int | str) -> str:
+    """Every socket one principal holds (a user id, or a service principal's
+    key): told when its credentials stop being valid."""
+    return "principal." + re.sub(r"[^A-Za-z0-9_-]", "-", str(key))
 
 
 def relay_message(event: dict[str, Any]) -> dict[str, str]:

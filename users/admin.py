@@ -4,10 +4,19 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from core.admin import ServiceErrorsAdmin
 from users import services
-from users.models import ApiKeyAccessLog, Profile, Scope, ServiceToken, User
+from users.models import ApiKeyAccessLog, Profile, RefreshTokenRecord, Scope, ServiceToken, User
+
+# simplejwt's blacklist admin shows each token's text; our refresh token records
+# (below) keep no text at all. The app stays installed for its migration only.
+for _blacklist_model in (OutstandingToken, BlacklistedToken):
+    if admin.site.is_registered(_blacklist_model):
+        admin.site.unregister(_blacklist_model)
 
 
 class ProfileInline(admin.StackedInline):
@@ -44,6 +53,8 @@ class UserAdmin(ServiceErrorsAdmin, DjangoUserAdmin):
         super().save_model(request, obj, form, change)
         if not change:
             Profile.objects.get_or_create(user=obj)
+        elif "is_active" in form.changed_data and not obj.is_active:
+            services.user_sign_out_everywhere(user=obj)  # deactivated: no session survives
 
 
 @admin.register(Profile)
@@ -139,4 +150,87 @@ class ApiKeyAccessLogAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(RefreshTokenRecord)
+class RefreshTokenRecordAdmin(admin.ModelAdmin):
+    """Who holds which session; never a token (none is stored), only a jti prefix.
+
+    Read-only; the one change an operator makes is "Revoke the selected tokens'
+    sessions", through ``services.refresh_token_family_revoke``.
+    """
+
+    list_display = (
+        "jti_prefix",
+        "user",
+        "family",
+        "issued_at",
+        "expires_at",
+        "spent_at",
+        "revoked_at",
+    )
+    list_filter = (
+        ("revoked_at", admin.EmptyFieldListFilter),
+        ("spent_at", admin.EmptyFieldListFilter),
+    )
+    search_fields = ("user__email", "user__username")
+    list_select_related = ("user",)
+    date_hierarchy = "issued_at"
+    ordering = ("-issued_at", "-pk")
+    fields = (
+        "jti_prefix",
+        "user",
+        "family",
+        "issued_at",
+        "expires_at",
+        "spent_at",
+        "successor_prefix",
+        "revoked_at",
+        "created_at",
+        "updated_at",
+    )
+    readonly_fields = fields
+    actions = ["revoke_family"]
+
+    @admin.display(description="jti", ordering="jti")
+    def jti_prefix(self, record: RefreshTokenRecord) -> str:
+        return f"{record.jti_prefix}…"
+
+    @admin.display(description="family", ordering="family_id")
+    def family(self, record: RefreshTokenRecord) -> str:
+        # Links to the whole chain of the session: every token of the family.
+        chain = reverse("admin:users_refreshtokenrecord_changelist")
+        return format_html(
+            '<a href="{}?family_id={}">{}…</a>', chain, record.family_id, record.family_id.hex[:8]
+        )
+
+    @admin.display(description="successor jti")
+    def successor_prefix(self, record: RefreshTokenRecord) -> str:
+        return f"{record.successor_jti[:8]}…" if record.successor_jti else "-"
+
+    @admin.action(
+        description="Revoke the selected tokens' sessions (their whole families)",
+        permissions=["revoke"],
+    )
+    def revoke_family(self, request, queryset):
+        families = set(queryset.values_list("family_id", flat=True))
+        revoked = sum(services.refresh_token_family_revoke(family_id=f) for f in families)
+        self.message_user(
+            request,
+            f"Revoked {len(families)} session(s); {revoked} of them still had a live token.",
+            messages.SUCCESS,
+        )
+
+    def has_revoke_permission(self, request) -> bool:
+        # Revoking is the one change there is; records are never edited in a form.
+        return super().has_change_permission(request)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
         return False

@@ -19,6 +19,7 @@ from rest_framework_simplejwt.exceptions import InvalidToken
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.utils import get_md5_hash_password
 
+from realtime.auth import Credential
 from users import selectors, services
 from users.models import User
 from users.principals import ServicePrincipal
@@ -84,6 +85,32 @@ class UserJWTAuthentication(JWTAuthentication):
 class TokenIdentity:
     principal: User | ServicePrincipal
     expires_at: datetime | None  # None: valid until revoked (service tokens)
+
+
+def identify_credential(credential: Credential) -> TokenIdentity | None:
+    """Who a WebSocket handshake's credential belongs to (``realtime.auth``), or
+    None if it is not valid: a token, or a single-use ticket (spent here)."""
+    if credential.kind == "ticket":
+        return _identify_ticket(credential.value)
+    return identify_token(credential.value)
+
+
+def _identify_ticket(ticket: str) -> TokenIdentity | None:
+    grant = services.ws_ticket_redeem(ticket=ticket)
+    if grant is None:
+        return None
+    if "service_token_id" in grant:
+        token = selectors.service_token_get_active(token_id=grant["service_token_id"])
+        return TokenIdentity(ServicePrincipal(token), None) if token else None
+    user = selectors.user_get_for_auth(user_id=grant["user_id"])
+    if (
+        user is None
+        or not user.is_active
+        or grant["password"] != get_md5_hash_password(user.password)
+    ):
+        return None
+    expires_at = grant["expires_at"]
+    return TokenIdentity(user, datetime.fromtimestamp(expires_at, tz=UTC) if expires_at else None)
 
 
 def identify_token(raw: str) -> TokenIdentity | None:

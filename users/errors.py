@@ -26,3 +26,11 @@ class UserNotFoundError(NotFoundError):
 class ApiKeyNotSetError(NotFoundError):
     code = "api_key_not_set"
     default_detail = "This user has not stored an API key."
+
+
+class TicketsUnavailableError(DomainError):
+    """The shared cache that holds WebSocket tickets cannot be reached."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    code = "tickets_unavailable"
+    default_detail = "WebSocket tickets are unavailable right now; connect with the subprotocol."

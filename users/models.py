@@ -5,7 +5,7 @@ from typing import ClassVar, Literal
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.db.models.functions import Lower
 
 from config.fields import EncryptedTextField
@@ -146,3 +146,51 @@ class ApiKeyAccessLog(TimestampedModel):
 
     def __str__(self) -> str:
         return f"token {self.service_token_id} read key of user {self.user_id}"
+
+
+class RefreshTokenRecord(TimestampedModel):
+    """One refresh token we issued: its id, its family and its fate, never the token.
+
+    A family is the chain of tokens descended from one login (or registration):
+    each refresh spends a token and records the successor issued for it.
+    ``issued_at`` and ``expires_at`` are the token's ``iat`` and ``exp`` claims
+    to the second, so a successor can be signed again, byte for byte, for a
+    client that refreshed twice within the grace window (``users.services``).
+    """
+
+    jti = models.CharField(max_length=255, unique=True)
+    family_id = models.UUIDField(db_index=True, help_text="The login this token descends from.")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="refresh_tokens")
+    issued_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    spent_at = models.DateTimeField(null=True, blank=True)
+    # A token is the successor of at most one token.
+    successor_jti = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "refresh_tokens"
+        verbose_name = "refresh token"
+        constraints = [
+            models.CheckConstraint(condition=~Q(jti=""), name="refresh_tokens_jti_not_empty"),
+            models.CheckConstraint(
+                condition=Q(expires_at__gt=F("issued_at")),
+                name="refresh_tokens_expire_after_issue",
+            ),
+            # Spent means rotated: a spent token names the successor issued for it.
+            models.CheckConstraint(
+                condition=Q(spent_at__isnull=True, successor_jti__isnull=True)
+                | Q(spent_at__isnull=False, successor_jti__isnull=False),
+                name="refresh_tokens_spent_has_successor",
+            ),
+            models.CheckConstraint(
+                condition=~Q(successor_jti=F("jti")), name="refresh_tokens_not_own_successor"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"refresh token {self.jti_prefix}… of user {self.user_id}"
+
+    @property
+    def jti_prefix(self) -> str:
+        return self.jti[:8]

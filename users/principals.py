@@ -38,7 +38,7 @@ class ServicePrincipal:
         self.token = token
         self.scopes = frozenset(token.scopes)
         # Throttles and logs key on ``pk``; it must never collide with a user id.
-        self.pk = self.id = f"service:{token.pk}"
+        self.pk = self.id = service_principal_key(token.pk)
         self.log_label = f"service:{token.name}"
 
     def has_scope(self, scope: str) -> bool:
@@ -46,6 +46,11 @@ class ServicePrincipal:
 
     def __str__(self) -> str:
         return self.log_label
+
+
+def service_principal_key(token_id: int) -> str:
+    """What stands for a service token where a user id would (``pk``, groups)."""
+    return f"service:{token_id}"
 
 
 class OperatorPrincipal:

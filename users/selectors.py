@@ -11,12 +11,18 @@ def token_digest(raw_token: str) -> str:
     return hashlib.sha256(raw_token.encode()).hexdigest()
 
 
-def service_token_get_active(*, raw_token: str) -> ServiceToken | None:
-    return (
-        ServiceToken.objects.filter(token_hash=token_digest(raw_token), revoked_at__isnull=True)
-        .only("id", "name", "scopes", "last_used_at")
-        .first()
-    )
+def service_token_get_active(
+    *, raw_token: str | None = None, token_id: int | None = None
+) -> ServiceToken | None:
+    """The unrevoked token with this secret, or with this id."""
+    tokens = ServiceToken.objects.filter(revoked_at__isnull=True)
+    if raw_token is not None:
+        tokens = tokens.filter(token_hash=token_digest(raw_token))
+    elif token_id is not None:
+        tokens = tokens.filter(pk=token_id)
+    else:
+        return None
+    return tokens.only("id", "name", "scopes", "last_used_at").first()
 
 
 def user_get_active(*, user_id: int) -> User | None:

@@ -93,9 +93,16 @@ class StatusMessageSerializer(serializers.Serializer):
 
 
 class PasswordChangeOutputSerializer(StatusMessageSerializer):
-    revoked_refresh_tokens = serializers.IntegerField()
+    revoked_refresh_tokens = serializers.IntegerField(
+        help_text="How many sessions (refresh token families still live) were revoked."
+    )
 
 
 class ServiceApiKeySerializer(serializers.Serializer):
     user_id = serializers.IntegerField()
     api_key = serializers.CharField()
+
+
+class WsTicketSerializer(serializers.Serializer):
+    ticket = serializers.CharField(help_text="Send it once as ?ticket= on a WebSocket URL.")
+    expires_in = serializers.IntegerField(help_text="Seconds it stays valid.")

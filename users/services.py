@@ -2,30 +2,48 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
+from uuid import UUID, uuid4
 
+from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.settings import api_settings as jwt_settings
-from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
-from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.tokens import RefreshToken, Token
+from rest_framework_simplejwt.utils import datetime_to_epoch, get_md5_hash_password
 
-from users import selectors
+from users import events, selectors
 from users.errors import (
     ApiKeyNotSetError,
     InvalidCredentialsError,
     InvalidRefreshTokenError,
+    TicketsUnavailableError,
     UserNotFoundError,
 )
 from users.hooks import user_deletion_steps
-from users.models import ApiKeyAccessLog, Profile, Scope, ServiceToken, User
+from users.models import (
+    ApiKeyAccessLog,
+    Profile,
+    RefreshTokenRecord,
+    Scope,
+    ServiceToken,
+    User,
+)
+from users.principals import ServicePrincipal
+
+logger = logging.getLogger(__name__)
 
 # sk-..., sk-proj-..., sk-svcacct-..., sk-admin-...: the shapes OpenAI issues.
 OPENAI_KEY_PATTERN = re.compile(r"^sk-(?:(?:proj|svcacct|admin)-)?[A-Za-z0-9_-]{20,200}$")
@@ -80,11 +98,13 @@ def user_delete(*, user: User) -> None:
     ``users.hooks.on_user_delete`` run: ``documents.apps`` registers
     ``document_delete_all_for_user`` (files removed after commit, each deletion
     fed to the AI service so it drops the vectors). Chat history, profile and
-    tokens then follow by cascade.
+    tokens then follow by cascade, and the account's open sockets close.
     """
     for step in user_deletion_steps():
         step(user=user)
+    user_id = user.pk
     user.delete()
+    events.user_credentials_revoked(user_id=user_id)
 
 
 @transaction.atomic
@@ -103,72 +123,215 @@ def profile_update(
 
 @transaction.atomic
 def password_change(*, user: User, old_password: str, new_password: str) -> int:
-    """Set a new password and revoke every refresh token the user holds.
+    """Set a new password and revoke every refresh token family (session) the user holds.
 
     Access tokens carry a digest of the password hash (CHECK_REVOKE_TOKEN), so
-    they stop working too. Returns how many refresh tokens were revoked.
+    they stop working too. Returns how many sessions (families with an unexpired
+    refresh token) were revoked.
     """
     if not user.check_password(old_password):
         raise ValidationError({"old_password": "The current password is incorrect."})
     _validate_new_password(new_password, user=user, field="new_password")
     user.set_password(new_password)
     user.save(update_fields=["password", "updated_at"])
-    return refresh_tokens_revoke_all(user=user)
+    return user_sign_out_everywhere(user=user)
+
+
+@transaction.atomic
+def user_sign_out_everywhere(*, user: User) -> int:
+    """End every session of ``user``: refresh token families revoked, open
+    sockets told to close (``credentials.revoked``). For a password change and
+    a deactivation; returns how many sessions were live."""
+    revoked = refresh_tokens_revoke_all(user=user)
+    events.user_credentials_revoked(user_id=user.pk)
+    return revoked
 
 
 # --- JWT --------------------------------------------------------------------
+#
+# Refresh tokens rotate in families (OAuth 2.0 for Browser-Based Apps,
+# "refresh token rotation"): a login starts a family, and each refresh spends
+# the presented token and issues its successor in the same family. A token
+# presented again within JWT_REFRESH_GRACE_SECONDS of being spent (two tabs
+# refreshing at once) gets the same successor again; later, it is reuse (a
+# stolen token, or a thief's successor), and the whole family is revoked.
+# simplejwt signs and checks the JWTs; the bookkeeping is RefreshTokenRecord.
+
+FAMILY_CLAIM = "fam"
+
+
+class _RefreshToken(RefreshToken):
+    """simplejwt's refresh token, without its blacklist app's bookkeeping.
+
+    While ``token_blacklist`` stays installed, simplejwt's ``for_user`` stores
+    each new token's text in OutstandingToken and ``verify`` asks
+    BlacklistedToken; RefreshTokenRecord replaces both, so neither is used.
+    """
+
+    def verify(self) -> None:
+        Token.verify(self)
+
+
+class _RefreshTokenReusedError(Exception):
+    def __init__(self, family_id: UUID) -> None:
+        super().__init__(family_id)
+        self.family_id = family_id
 
 
 def tokens_issue(*, user: User) -> dict[str, str]:
-    refresh = RefreshToken.for_user(user)
-    return {"access": str(refresh.access_token), "refresh": str(refresh)}
+    """Start a family (a session) for a login or registration; its first pair."""
+    record = _refresh_token_record_create(user=user, family_id=uuid4())
+    return _token_pair(record, user)
 
 
-@transaction.atomic
 def token_refresh(*, refresh: str) -> dict[str, str]:
-    """Rotate a refresh token: the presented one is spent, exactly once.
+    """Rotate a refresh token within its family.
 
-    Blacklisting relies on the unique token row of the blacklist, so two
-    concurrent refreshes with the same token cannot both succeed.
+    Unspent: spent now, and a successor issued and recorded. Spent less than
+    ``JWT_REFRESH_GRACE_SECONDS`` ago: the same successor again (signed anew,
+    the same string) with a fresh access token, while that successor is live.
+    Spent longer ago, or its successor already spent: reuse; every token of
+    the family is revoked (committed) and the answer is a 401. The presented
+    token's row is locked, so concurrent refreshes of one token get one
+    successor.
     """
     token = _refresh_token_parse(refresh)
-    user_id = token.payload.get(jwt_settings.USER_ID_CLAIM)
-    user = None if user_id is None else User.objects.filter(pk=user_id, is_active=True).first()
-    if user is None:
-        raise InvalidRefreshTokenError("The account for this token is inactive or gone.")
-    _refresh_token_spend(token)
-    new_refresh = RefreshToken.for_user(user)
-    return {"access": str(new_refresh.access_token), "refresh": str(new_refresh)}
+    try:
+        return _refresh_token_rotate(token)
+    except _RefreshTokenReusedError as reuse:
+        # After the rotation's transaction, which held the token's row: revoking
+        # locks the family's rows in order, as every revocation does.
+        refresh_token_family_revoke(family_id=reuse.family_id)
+        raise InvalidRefreshTokenError(
+            "Token was already used; its session has been revoked."
+        ) from None
 
 
 @transaction.atomic
-def token_revoke(*, refresh: str) -> None:
-    """Log out: spend the refresh token so it can never be used again."""
-    _refresh_token_spend(_refresh_token_parse(refresh))
+def _refresh_token_rotate(token: RefreshToken) -> dict[str, str]:
+    record = _refresh_token_record_get(token, lock=True)
+    user = record.user
+    if not user.is_active:
+        raise InvalidRefreshTokenError("The account for this token is inactive or gone.")
+    now = timezone.now()
+    if record.spent_at is None:
+        successor = _refresh_token_record_create(user=user, family_id=record.family_id)
+        record.spent_at = now
+        record.successor_jti = successor.jti
+        record.save(update_fields=["spent_at", "successor_jti", "updated_at"])
+        return _token_pair(successor, user)
+    if now - record.spent_at < timedelta(seconds=settings.JWT_REFRESH_GRACE_SECONDS):
+        # Read, not locked (only revocations take a second row lock): a stale
+        # read can only hand out this same successor again, never a second one.
+        live_successor = RefreshTokenRecord.objects.filter(
+            jti=record.successor_jti, spent_at__isnull=True, revoked_at__isnull=True
+        ).first()
+        if live_successor is not None:
+            return _token_pair(live_successor, user)
+    raise _RefreshTokenReusedError(record.family_id)
 
 
+def token_revoke(*, refresh: str) -> int:
+    """Log out: revoke the family of the token, the whole session, spent or not.
+
+    Returns how many sessions were revoked (1, or 0 if a concurrent logout won).
+    """
+    record = _refresh_token_record_get(_refresh_token_parse(refresh), lock=False)
+    return refresh_token_family_revoke(family_id=record.family_id)
+
+
+@transaction.atomic
+def refresh_token_family_revoke(*, family_id: UUID) -> int:
+    """Revoke every token of one family (logout, reuse, the admin); 1 if it was live."""
+    return _refresh_tokens_revoke(RefreshTokenRecord.objects.filter(family_id=family_id))
+
+
+@transaction.atomic
 def refresh_tokens_revoke_all(*, user: User) -> int:
-    pending = OutstandingToken.objects.filter(user=user, blacklistedtoken__isnull=True)
-    created = BlacklistedToken.objects.bulk_create(
-        [BlacklistedToken(token=token) for token in pending], ignore_conflicts=True
-    )
-    return len(created)
+    """Revoke every family of the user; returns how many were live (sessions ended)."""
+    return _refresh_tokens_revoke(RefreshTokenRecord.objects.filter(user=user))
+
+
+def _refresh_tokens_revoke(rows: QuerySet[RefreshTokenRecord]) -> int:
+    """Revoke ``rows``; the number of families among them with an unexpired token.
+
+    Rows are locked in primary-key order, so two revocations never deadlock.
+    A refresh that held a row while it was being locked may have committed a
+    successor the locking statement could not see; each pass picks those up,
+    until one finds nothing left. Call inside a transaction.
+    """
+    now = timezone.now()
+    live_families: set[UUID] = set()
+    while True:
+        pending = list(
+            rows.filter(revoked_at__isnull=True)
+            .select_for_update()
+            .order_by("pk")
+            .values_list("pk", "family_id", "expires_at")
+        )
+        if not pending:
+            return len(live_families)
+        RefreshTokenRecord.objects.filter(pk__in=[pk for pk, _, _ in pending]).update(
+            revoked_at=now, updated_at=now
+        )
+        live_families.update(family for _, family, expires_at in pending if expires_at > now)
 
 
 def _refresh_token_parse(raw: str) -> RefreshToken:
     try:
-        return RefreshToken(raw)  # type: ignore[arg-type]  # the stubs miss the encoded form
+        return _RefreshToken(raw)  # type: ignore[arg-type]  # the stubs miss the encoded form
     except TokenError as exc:
         raise InvalidRefreshTokenError(str(exc)) from None
 
 
-def _refresh_token_spend(token: RefreshToken) -> None:
-    outstanding = OutstandingToken.objects.filter(jti=token.payload[jwt_settings.JTI_CLAIM]).first()
-    if outstanding is None:
+def _refresh_token_record_get(token: RefreshToken, *, lock: bool) -> RefreshTokenRecord:
+    """The live record of ``token`` with its user; a 401 if unknown or revoked.
+
+    Tokens issued before families existed carry no family claim; their record
+    (adopted by a migration) names a family of their own.
+    """
+    records = RefreshTokenRecord.objects.select_related("user")
+    if lock:
+        records = records.select_for_update(of=("self",))
+    record = records.filter(jti=token[jwt_settings.JTI_CLAIM]).first()
+    family = token.get(FAMILY_CLAIM)
+    if record is None or (family is not None and family != record.family_id.hex):
         raise InvalidRefreshTokenError("Token is not recognised.")
-    _, created = BlacklistedToken.objects.get_or_create(token=outstanding)
-    if not created:
-        raise InvalidRefreshTokenError("Token is blacklisted.")
+    if record.revoked_at is not None:
+        raise InvalidRefreshTokenError("Token has been revoked.")
+    return record
+
+
+def _refresh_token_record_create(*, user: User, family_id: UUID) -> RefreshTokenRecord:
+    issued_at = timezone.now().replace(microsecond=0)  # JWT times are whole seconds
+    return RefreshTokenRecord.objects.create(
+        jti=uuid4().hex,
+        family_id=family_id,
+        user=user,
+        issued_at=issued_at,
+        expires_at=issued_at + jwt_settings.REFRESH_TOKEN_LIFETIME,
+    )
+
+
+def _token_pair(record: RefreshTokenRecord, user: User) -> dict[str, str]:
+    """The signed refresh token of ``record`` and a fresh access token.
+
+    The refresh token's claims are all taken from the record (and the user's
+    password digest) in one order, and HS256 is deterministic: signing the
+    same record again gives the same string, so no token text is stored.
+    """
+    refresh = _RefreshToken()
+    refresh.payload = {
+        jwt_settings.TOKEN_TYPE_CLAIM: refresh.token_type,
+        "exp": datetime_to_epoch(record.expires_at),
+        "iat": datetime_to_epoch(record.issued_at),
+        jwt_settings.JTI_CLAIM: record.jti,
+        jwt_settings.USER_ID_CLAIM: str(getattr(user, jwt_settings.USER_ID_FIELD)),
+        FAMILY_CLAIM: record.family_id.hex,
+    }
+    if jwt_settings.CHECK_REVOKE_TOKEN:
+        refresh[jwt_settings.REVOKE_TOKEN_CLAIM] = get_md5_hash_password(user.password)
+    return {"access": str(refresh.access_token), "refresh": str(refresh)}
 
 
 # --- OpenAI API key ---------------------------------------------------------
@@ -259,10 +422,13 @@ def service_token_create(*, name: str, scopes: list[str]) -> tuple[ServiceToken,
     return token, raw
 
 
+@transaction.atomic
 def service_token_revoke(*, token: ServiceToken) -> None:
+    """Revoke the token; its open sockets are told to close (``credentials.revoked``)."""
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at", "updated_at"])
+        events.service_token_credentials_revoked(token_id=token.pk)
 
 
 def service_token_mark_used(*, token: ServiceToken) -> None:
@@ -271,3 +437,63 @@ def service_token_mark_used(*, token: ServiceToken) -> None:
     if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
         ServiceToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now
+
+
+# --- WebSocket tickets ----------------------------------------------------------
+
+WS_TICKET_PREFIX = "wst_"
+
+
+@dataclass(frozen=True)
+class WsTicket:
+    ticket: str
+    expires_in: int  # seconds
+
+
+def ws_ticket_issue(
+    *, principal: User | ServicePrincipal, access_token: Token | None = None
+) -> WsTicket:
+    """A single-use ticket that opens one WebSocket as ``principal``.
+
+    For a URL (``?ticket=``), where no lasting credential may go: the ticket
+    lives ``WS_TICKET_SECONDS`` in the shared cache, under its digest, and the
+    first handshake that shows it spends it (``users.authentication``). A
+    user's ticket carries the access token's expiry and the password digest,
+    so the socket it opens ends with that token and a later password change
+    shuts it out as it does the token.
+    """
+    grant: dict[str, Any]
+    if principal.is_service:
+        grant = {"service_token_id": principal.token.pk}
+    else:
+        grant = {
+            "user_id": principal.pk,
+            "expires_at": access_token["exp"] if access_token else None,
+            "password": get_md5_hash_password(principal.password),
+        }
+    ticket = WS_TICKET_PREFIX + secrets.token_urlsafe(32)
+    lifetime = settings.WS_TICKET_SECONDS
+    try:
+        cache.set(ws_ticket_key(ticket), grant, timeout=lifetime)
+    except Exception as exc:  # the shared cache is down: no ticket could be honoured
+        raise TicketsUnavailableError() from exc
+    return WsTicket(ticket=ticket, expires_in=lifetime)
+
+
+def ws_ticket_key(ticket: str) -> str:
+    return "ws-ticket:" + selectors.token_digest(ticket)
+
+
+def ws_ticket_redeem(*, ticket: str) -> dict[str, Any] | None:
+    """What ``ticket`` grants, spending it: a second use, an expired or unknown
+    ticket, or an unreachable cache all give None (the handshake is refused)."""
+    if not ticket.startswith(WS_TICKET_PREFIX):
+        return None
+    key = ws_ticket_key(ticket)
+    try:
+        grant = cache.get(key)
+        # Of two handshakes racing with one ticket, only one deletes the key.
+        return grant if grant is not None and cache.delete(key) else None
+    except Exception:  # a cache outage refuses the ticket, it never crashes the socket
+        logger.warning("could not read a WebSocket ticket: the cache is unavailable", exc_info=True)
+        return None

@@ -1,13 +1,21 @@
 from rest_framework.routers import SimpleRouter
 
 from core.routers import SingletonRouter
-from users.views import AuthViewSet, PasswordViewSet, ProfileViewSet, ServiceApiKeyViewSet
+from users.views import (
+    AuthViewSet,
+    PasswordViewSet,
+    ProfileViewSet,
+    ServiceApiKeyViewSet,
+    WsTicketViewSet,
+)
 
 app_name = "users"
 
-# register/, login/, token/refresh/, logout/, password/change/, <user_id>/api-key/
+# register/, login/, token/refresh/, logout/, password/change/, <user_id>/api-key/,
+# ws-ticket/
 router = SimpleRouter(use_regex_path=False)
 router.register("", AuthViewSet, basename="auth")
+router.register("", WsTicketViewSet, basename="ws")
 router.register("password", PasswordViewSet, basename="password")
 router.register("", ServiceApiKeyViewSet, basename="service")
 

@@ -5,7 +5,7 @@ from typing import ClassVar
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
 
@@ -29,10 +29,11 @@ from users.serializers import (
     ServiceApiKeySerializer,
     StatusMessageSerializer,
     TokenPairSerializer,
+    WsTicketSerializer,
 )
 from users.throttles import LoginAccountThrottle, LoginClientThrottle, RegisterThrottle
 
-_BAD_TOKEN = error_response("The refresh token is invalid, expired or already used.")
+_BAD_TOKEN = error_response("The refresh token is invalid, expired, revoked or already used.")
 
 
 @extend_schema(tags=["auth"])
@@ -87,7 +88,10 @@ class AuthViewSet(viewsets.ViewSet):
 
     @extend_schema(
         summary="Rotate a refresh token",
-        description="Returns a new pair; the presented refresh token can never be used again.",
+        description="Returns a new pair and spends the presented refresh token. Presented "
+        "again within JWT_REFRESH_GRACE_SECONDS (two tabs refreshing at once), it gets the same "
+        "new refresh token; later, it is reuse: a 401, and the whole session (every refresh "
+        "token descended from the same login) is revoked.",
         request=RefreshInputSerializer,
         responses={200: TokenPairSerializer, 401: _BAD_TOKEN},
     )
@@ -98,7 +102,8 @@ class AuthViewSet(viewsets.ViewSet):
 
     @extend_schema(
         summary="Log out",
-        description="Revokes the refresh token (access tokens expire on their own).",
+        description="Revokes the session of the refresh token: it and every refresh token "
+        "rotated from the same login (access tokens expire on their own).",
         request=RefreshInputSerializer,
         responses={204: OpenApiResponse(description="Logged out."), 401: _BAD_TOKEN},
     )
@@ -190,6 +195,32 @@ class PasswordViewSet(viewsets.ViewSet):
                 "revoked_refresh_tokens": revoked,
             }
         )
+
+
+@extend_schema(tags=["real-time"])
+class WsTicketViewSet(viewsets.ViewSet):
+    """Tickets for a WebSocket that cannot carry a token in a header."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        summary="Get a single-use WebSocket ticket",
+        description="For `ws://.../?ticket=<ticket>` where neither the `bearer` subprotocol "
+        "nor an Authorization header can be used. The ticket opens one socket as you, "
+        "once, within `expires_in` seconds; a user's socket then ends with the access "
+        "token that asked for it. Tokens never go in URLs.",
+        request=None,
+        responses={
+            201: WsTicketSerializer,
+            503: error_response("The shared cache is down (code tickets_unavailable)."),
+        },
+    )
+    @action(detail=False, methods=["post"], url_path="ws-ticket", url_name="ticket")
+    def ws_ticket(self, request):
+        ticket = services.ws_ticket_issue(
+            principal=request.user, access_token=None if request.user.is_service else request.auth
+        )
+        return Response(WsTicketSerializer(ticket).data, status=status.HTTP_201_CREATED)
 
 
 @extend_schema(tags=["service"])

@@ -50,8 +50,8 @@ async def _service_secret(*scopes: str) -> str:
 
 
 async def _connect(session_id, token: str | None, *, expect_presence: bool = True):
-    query = f"?token={token}" if token else ""
-    communicator = WebsocketCommunicator(application, f"/ws/chat/{session_id}/{query}")
+    headers = [(b"authorization", f"Bearer {token}".encode())] if token else []
+    communicator = WebsocketCommunicator(application, f"/ws/chat/{session_id}/", headers=headers)
     connected, _ = await communicator.connect()
     assert connected
     if expect_presence:  # the list of connections, then its own arrival
@@ -118,7 +118,9 @@ async def test_presence_tells_who_comes_and_goes(owner, session):
         ("joined", "user", 2),
         ("joined", "service", 3),
     ]
-    late = WebsocketCommunicator(application, f"/ws/chat/{session.session_id}/?token={_jwt(owner)}")
+    late = WebsocketCommunicator(
+        application, f"/ws/chat/{session.session_id}/", subprotocols=["bearer", _jwt(owner)]
+    )
     await late.connect()
     snapshot = await _next(late, "presence")
     assert snapshot["action"] == "snapshot"

@@ -81,6 +81,7 @@ def test_every_documented_operation_answers_with_its_documented_shape():
     key = tour.call(service, "get", f"/api/users/{profile['id']}/api-key/", 200).json()
     assert key["api_key"] == OPENAI_KEY
     tour.call(user, "delete", "/api/users/profile/api-key/", 204)
+    tour.call(user, "post", "/api/users/ws-ticket/", 201)
 
     # A conversation.
     session = tour.call(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -26,6 +27,10 @@ async def _user_and_token(lifetime: timedelta | None = None):
     return user, str(token)
 
 
+def _events_socket(token: str) -> WebsocketCommunicator:
+    return WebsocketCommunicator(application, "/ws/events/", subprotocols=["bearer", token])
+
+
 async def _refused_with(communicator) -> int:
     connected, _ = await communicator.connect()
     assert connected  # accepted, so that the close code reaches the client
@@ -37,10 +42,10 @@ async def _refused_with(communicator) -> int:
 async def test_events_stream_delivers_the_users_own_events():
     user, token = await _user_and_token()
     other, _ = await _user_and_token()
-    communicator = WebsocketCommunicator(application, f"/ws/events/?token={token}")
+    communicator = _events_socket(token)
     connected, subprotocol = await communicator.connect()
     assert connected
-    assert subprotocol is None
+    assert subprotocol == "bearer"
 
     event = {"type": "document.status", "document": {"id": 7, "status": "processed"}}
     assert await database_sync_to_async(publish)(user_group(user.pk), event)
@@ -65,32 +70,94 @@ async def test_token_in_the_subprotocol_header_is_accepted_with_bearer():
 @pytest.mark.parametrize("kind", ["missing", "garbage", "expired", "revoked-service"])
 async def test_bad_credentials_are_refused_with_4401(kind):
     if kind == "missing":
-        path = "/ws/events/"
+        communicator = WebsocketCommunicator(application, "/ws/events/")
     elif kind == "garbage":
-        path = "/ws/events/?token=abc.def.ghi"
+        communicator = _events_socket("abc.def.ghi")
     elif kind == "expired":
         _, token = await _user_and_token(lifetime=-timedelta(seconds=5))
-        path = f"/ws/events/?token={token}"
+        communicator = _events_socket(token)
     else:
         from users import services
 
         token, secret = await database_sync_to_async(service_token_create)(scopes=[Scope.CHAT_READ])
         await database_sync_to_async(services.service_token_revoke)(token=token)
-        path = f"/ws/events/?token={secret}"
-    assert (
-        await _refused_with(WebsocketCommunicator(application, path)) == CloseCode.UNAUTHENTICATED
+        communicator = _events_socket(secret)
+    assert await _refused_with(communicator) == CloseCode.UNAUTHENTICATED
+
+
+async def test_a_token_in_the_url_is_not_a_credential():
+    _, token = await _user_and_token()
+    communicator = WebsocketCommunicator(application, f"/ws/events/?token={token}")
+    assert await _refused_with(communicator) == CloseCode.UNAUTHENTICATED
+
+
+async def test_services_authenticate_with_an_authorization_header():
+    _, secret = await database_sync_to_async(service_token_create)(scopes=[Scope.CHAT_READ])
+    communicator = WebsocketCommunicator(
+        application, "/ws/events/", headers=[(b"authorization", f"Bearer {secret}".encode())]
     )
+    # Recognised (no 4401); ws/events/ itself is for user accounts, hence 4403.
+    assert await _refused_with(communicator) == CloseCode.FORBIDDEN
+
+
+async def _ticket(client) -> str:
+    response = await database_sync_to_async(client.post)("/api/users/ws-ticket/")
+    assert response.status_code == 201, response.content
+    return response.json()["ticket"]
+
+
+async def test_a_ticket_opens_one_socket_once():
+    _, token = await _user_and_token()
+    ticket = await _ticket(_bearer_client(token))
+
+    first = WebsocketCommunicator(application, f"/ws/events/?ticket={ticket}")
+    connected, _ = await first.connect()
+    assert connected
+    await first.send_json_to({"type": "ping"})
+    assert await first.receive_json_from() == {"type": "pong"}
+
+    again = WebsocketCommunicator(application, f"/ws/events/?ticket={ticket}")
+    assert await _refused_with(again) == CloseCode.UNAUTHENTICATED
+    await first.disconnect()
+
+
+async def test_a_ticket_does_not_outlive_its_seconds_or_a_password_change(settings):
+    user, token = await _user_and_token()
+    client = _bearer_client(token)
+    settings.WS_TICKET_SECONDS = 1
+    stale = await _ticket(client)
+    settings.WS_TICKET_SECONDS = 30
+    before_change = await _ticket(client)
+    await database_sync_to_async(_change_password)(user)
+    await asyncio.sleep(1.2)
+
+    for ticket in (stale, before_change, "wst_made-up"):
+        communicator = WebsocketCommunicator(application, f"/ws/events/?ticket={ticket}")
+        assert await _refused_with(communicator) == CloseCode.UNAUTHENTICATED
+
+
+def _change_password(user) -> None:
+    user.set_password("a-brand-new-password-42")
+    user.save(update_fields=["password"])
+
+
+def _bearer_client(token: str):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
 
 
 async def test_service_tokens_have_no_user_event_stream():
     _, secret = await database_sync_to_async(service_token_create)(scopes=list(Scope.values))
-    communicator = WebsocketCommunicator(application, f"/ws/events/?token={secret}")
+    communicator = _events_socket(secret)
     assert await _refused_with(communicator) == CloseCode.FORBIDDEN
 
 
 async def test_socket_closes_when_the_access_token_expires():
     _, token = await _user_and_token(lifetime=timedelta(seconds=1))
-    communicator = WebsocketCommunicator(application, f"/ws/events/?token={token}")
+    communicator = _events_socket(token)
     connected, _ = await communicator.connect()
     assert connected
     message = await communicator.receive_output(timeout=5)
@@ -103,7 +170,7 @@ async def test_socket_closes_when_the_access_token_expires():
 )
 async def test_bad_frames_get_an_error_event_not_a_disconnect(frame, code):
     _, token = await _user_and_token()
-    communicator = WebsocketCommunicator(application, f"/ws/events/?token={token}")
+    communicator = _events_socket(token)
     await communicator.connect()
     await communicator.send_to(text_data=frame)
     reply = await communicator.receive_json_from()
@@ -119,7 +186,7 @@ async def test_events_stream_carries_document_status_and_session_list_changes():
     from rest_framework.test import APIClient
 
     user, token = await _user_and_token()
-    communicator = WebsocketCommunicator(application, f"/ws/events/?token={token}")
+    communicator = _events_socket(token)
     await communicator.connect()
     client = APIClient()
     client.force_authenticate(user)
@@ -145,7 +212,7 @@ async def test_events_stream_carries_document_status_and_session_list_changes():
 
 async def test_a_frame_nested_too_deep_is_refused_and_the_socket_stays_open():
     _, token = await _user_and_token()
-    communicator = WebsocketCommunicator(application, f"/ws/events/?token={token}")
+    communicator = _events_socket(token)
     await communicator.connect()
 
     await communicator.send_to(

@@ -1,13 +1,16 @@
-"""The admin never shows an API key or its ciphertext; service secrets show once."""
+"""The admin never shows an API key, its ciphertext or a JWT; service secrets show once."""
 
 import re
 
 import pytest
+from django.contrib import admin
 from django.db import connection
 from django.urls import reverse
+from rest_framework_simplejwt.tokens import RefreshToken
 
 from users import services
-from users.models import Profile, ServiceToken
+from users.errors import InvalidRefreshTokenError
+from users.models import Profile, RefreshTokenRecord, ServiceToken
 
 pytestmark = pytest.mark.django_db
 
@@ -74,11 +77,85 @@ def test_service_token_admin_revoke_action(staff_client):
     assert token.revoked
 
 
-def test_blacklisted_token_admin_is_available(staff_client):
-    assert (
-        staff_client.get(reverse("admin:token_blacklist_blacklistedtoken_changelist")).status_code
-        == 200
+def _tokens_everywhere(user) -> list[str]:
+    """Live refresh tokens in every state, and what a page must never show of them."""
+    login = services.tokens_issue(user=user)
+    rotated = services.token_refresh(refresh=login["refresh"])
+    services.token_revoke(refresh=services.tokens_issue(user=user)["refresh"])
+    legacy = RefreshToken.for_user(user)  # the old path: its text sits in OutstandingToken
+    legacy.blacklist()
+    secrets = [login["refresh"], login["access"], rotated["refresh"], rotated["access"]]
+    secrets.append(str(legacy))
+    # A signature alone, or a whole jti (the admin shows only a prefix), is too much too.
+    secrets += [token.rsplit(".", 1)[1] for token in list(secrets)]
+    secrets += list(RefreshTokenRecord.objects.values_list("jti", flat=True))
+    return secrets
+
+
+def test_no_admin_page_shows_a_token(staff_client, user):
+    secrets = _tokens_everywhere(user)
+    record = RefreshTokenRecord.objects.filter(spent_at__isnull=False).first()
+    pages = [reverse("admin:index")]
+    pages += [
+        reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+        for model in admin.site._registry
+    ]
+    pages += [
+        reverse("admin:users_refreshtokenrecord_change", args=[record.pk]),
+        reverse("admin:users_user_change", args=[user.pk]),
+        reverse("admin:users_refreshtokenrecord_changelist") + "?q=" + user.email,
+    ]
+
+    for page in pages:
+        response = staff_client.get(page)
+        assert response.status_code == 200, page
+        html = response.content.decode()
+        assert not [secret for secret in secrets if secret in html], page
+    # What the operator does see: whose session, and a jti prefix.
+    html = staff_client.get(pages[-1]).content.decode()
+    assert record.jti[:8] in html
+    assert user.email in html
+
+
+def test_the_blacklist_admins_that_showed_tokens_are_gone(staff_client, user):
+    for model in ("outstandingtoken", "blacklistedtoken"):
+        response = staff_client.get(f"/admin/token_blacklist/{model}/")
+        assert response.status_code == 404
+
+
+def test_refresh_token_admin_is_read_only(staff_client, user):
+    services.tokens_issue(user=user)
+    record = RefreshTokenRecord.objects.get()
+
+    assert staff_client.get(reverse("admin:users_refreshtokenrecord_add")).status_code == 403
+    delete = reverse("admin:users_refreshtokenrecord_delete", args=[record.pk])
+    assert staff_client.post(delete, {"post": "yes"}).status_code == 403
+    change = reverse("admin:users_refreshtokenrecord_change", args=[record.pk])
+    staff_client.post(change, {"revoked_at": "2020-01-01 00:00:00"})
+    record.refresh_from_db()
+    assert record.revoked_at is None
+
+
+def test_refresh_token_admin_revokes_whole_sessions(staff_client, user):
+    first = services.tokens_issue(user=user)["refresh"]
+    rotated = services.token_refresh(refresh=first)["refresh"]
+    other_session = services.tokens_issue(user=user)["refresh"]
+    spent = RefreshTokenRecord.objects.get(spent_at__isnull=False)
+    changelist = reverse("admin:users_refreshtokenrecord_changelist")
+    chain = staff_client.get(f"{changelist}?family_id={spent.family_id}")
+    assert chain.context["cl"].result_count == 2  # the session's tokens, linked from each row
+
+    response = staff_client.post(
+        changelist,
+        {"action": "revoke_family", "_selected_action": [spent.pk]},
+        follow=True,
     )
+
+    assert "Revoked 1 session(s)" in response.content.decode()
+    for token in (first, rotated):
+        with pytest.raises(InvalidRefreshTokenError):
+            services.token_refresh(refresh=token)
+    services.token_refresh(refresh=other_session)
 
 
 def test_admin_user_delete_goes_through_the_service(staff_client, user):

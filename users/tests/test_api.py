@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+import importlib
 from datetime import timedelta
 
 import pytest
+from django.db.models import F
 from django.urls import reverse
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
-from users.models import ApiKeyAccessLog, Scope, User
+from users import services
+from users.models import ApiKeyAccessLog, RefreshTokenRecord, Scope, User
 from users.tests.factories import DEFAULT_PASSWORD, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -161,20 +164,93 @@ def test_login_is_throttled_per_account_across_clients(api_client, user, setting
 # --- Refresh and logout -------------------------------------------------------
 
 
-def test_refresh_rotates_and_the_used_token_cannot_be_reused(api_client, user):
+def _refresh(client, refresh: str):
+    return client.post(reverse("users:auth-refresh"), {"refresh": refresh})
+
+
+def _rotated_long_ago(seconds: int = 60) -> None:
+    """Move every rotation ``seconds`` into the past, beyond the grace window."""
+    RefreshTokenRecord.objects.filter(spent_at__isnull=False).update(
+        spent_at=F("spent_at") - timedelta(seconds=seconds)
+    )
+
+
+def test_refresh_rotates_the_pair(api_client, user):
     pair = _login(api_client, user.email).json()["token"]
 
-    first = api_client.post(reverse("users:auth-refresh"), {"refresh": pair["refresh"]})
+    first = _refresh(api_client, pair["refresh"])
+
     assert first.status_code == 200
     rotated = first.json()
     assert set(rotated) == {"access", "refresh"}
     assert rotated["refresh"] != pair["refresh"]
     assert _bearer(rotated["access"]).get(reverse("users:profile")).status_code == 200
+    assert _refresh(api_client, rotated["refresh"]).status_code == 200
 
-    reuse = api_client.post(reverse("users:auth-refresh"), {"refresh": pair["refresh"]})
+
+def test_refresh_token_cannot_be_reused_after_rotation(api_client, user, settings):
+    settings.JWT_REFRESH_GRACE_SECONDS = 0  # no overlap: any second use is reuse
+    stolen = _login(api_client, user.email).json()["token"]["refresh"]
+    thief = _refresh(api_client, stolen).json()["refresh"]  # the thief refreshes first
+
+    reuse = _refresh(api_client, stolen)  # then the owner presents the same token
+
     _assert_error(reuse, 401, "token_not_valid")
-    again = api_client.post(reverse("users:auth-refresh"), {"refresh": rotated["refresh"]})
-    assert again.status_code == 200
+    # The reuse revoked the whole family: the thief's token is dead too.
+    _assert_error(_refresh(api_client, thief), 401, "token_not_valid")
+
+
+def test_two_tabs_refreshing_at_once_get_the_same_token_and_both_keep_working(api_client, user):
+    refresh = _login(api_client, user.email).json()["token"]["refresh"]
+
+    for _ in range(3):  # each round both tabs hold the same token and race to refresh it
+        tab_one = _refresh(api_client, refresh)
+        tab_two = _refresh(api_client, refresh)
+        assert tab_one.status_code == tab_two.status_code == 200, tab_two.content
+        assert tab_two.json()["refresh"] == tab_one.json()["refresh"]
+        for tab in (tab_one, tab_two):
+            profile = _bearer(tab.json()["access"]).get(reverse("users:profile"))
+            assert profile.status_code == 200
+        refresh = tab_one.json()["refresh"]
+    assert RefreshTokenRecord.objects.count() == 4  # the login and one successor a round
+
+
+def test_a_duplicate_refresh_after_the_grace_window_is_reuse(api_client, user):
+    refresh = _login(api_client, user.email).json()["token"]["refresh"]
+    rotated = _refresh(api_client, refresh).json()["refresh"]
+    _rotated_long_ago(seconds=11)  # the default window is 10 seconds
+
+    _assert_error(_refresh(api_client, refresh), 401, "token_not_valid")
+    _assert_error(_refresh(api_client, rotated), 401, "token_not_valid")
+
+
+def test_refresh_query_counts(api_client, user, django_assert_num_queries):
+    refresh = services.tokens_issue(user=user)["refresh"]
+
+    # The token's row (locked) with its user, the successor's insert, the spend.
+    with django_assert_num_queries(5):  # + the savepoint and its release
+        rotated = _refresh(api_client, refresh)
+    assert rotated.status_code == 200
+    # Within the grace window: the token's row, then its successor.
+    with django_assert_num_queries(4):
+        again = _refresh(api_client, refresh)
+    assert again.json()["refresh"] == rotated.json()["refresh"]
+
+
+def test_a_refresh_token_issued_before_families_keeps_working(api_client, user):
+    from django.apps import apps
+
+    # What login returned before this change: simplejwt's for_user, recorded in
+    # the blacklist app's OutstandingToken, without a family claim.
+    legacy = str(RefreshToken.for_user(user))
+    migration = importlib.import_module("users.migrations.0003_adopt_outstanding_tokens")
+    migration.adopt_outstanding_tokens(apps, None)
+
+    response = _refresh(api_client, legacy)
+
+    assert response.status_code == 200
+    assert _bearer(response.json()["access"]).get(reverse("users:profile")).status_code == 200
+    assert _refresh(api_client, response.json()["refresh"]).status_code == 200
 
 
 @pytest.mark.parametrize("kind", ["garbage", "expired", "access-as-refresh"])
@@ -192,7 +268,7 @@ def test_refresh_rejects_bad_tokens(api_client, user, kind):
 
 
 def test_refresh_refuses_a_deactivated_account(api_client, user):
-    refresh = str(RefreshToken.for_user(user))
+    refresh = services.tokens_issue(user=user)["refresh"]
     User.objects.filter(pk=user.pk).update(is_active=False)
     response = api_client.post(reverse("users:auth-refresh"), {"refresh": refresh})
     _assert_error(response, 401, "token_not_valid")
@@ -208,6 +284,18 @@ def test_logout_revokes_the_refresh_token(api_client, user):
     _assert_error(after, 401, "token_not_valid")
     twice = api_client.post(reverse("users:auth-logout"), {"refresh": refresh})
     _assert_error(twice, 401, "token_not_valid")
+
+
+def test_logout_revokes_the_whole_session_and_only_it(api_client, user):
+    first = _login(api_client, user.email).json()["token"]["refresh"]
+    rotated = _refresh(api_client, first).json()["refresh"]
+    other_device = _login(api_client, user.email).json()["token"]["refresh"]
+
+    assert api_client.post(reverse("users:auth-logout"), {"refresh": rotated}).status_code == 204
+
+    for token in (first, rotated):
+        _assert_error(_refresh(api_client, token), 401, "token_not_valid")
+    assert _refresh(api_client, other_device).status_code == 200
 
 
 def test_logout_requires_a_refresh_token(api_client):
@@ -345,7 +433,7 @@ def test_delete_api_key(auth_client):
 
 def test_password_change_revokes_every_session(api_client, user):
     first = _login(api_client, user.email).json()["token"]
-    second = _login(api_client, user.email).json()["token"]
+    second = _refresh(api_client, _login(api_client, user.email).json()["token"]["refresh"]).json()
     client = _bearer(first["access"])
 
     response = client.post(
@@ -427,7 +515,6 @@ def test_key_read_for_unknown_user_or_missing_key_is_404(make_service_client, us
 
 @pytest.mark.parametrize("kind", ["unknown", "revoked"])
 def test_invalid_service_tokens_are_rejected(user, kind):
-    from users import services
     from users.tests.factories import service_token_create
 
     token, secret = service_token_create(scopes=[Scope.KEYS_READ])

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib
 import io
 from datetime import timedelta
 
@@ -8,12 +9,15 @@ from cryptography.fernet import Fernet
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.db import IntegrityError, connection
+from django.db.models import F
 from django.utils import timezone
+from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
+from rest_framework_simplejwt.tokens import RefreshToken
 
 from config.crypto import DecryptionError
 from users import selectors, services
 from users.errors import InvalidRefreshTokenError
-from users.models import Profile, Scope, ServiceToken, User
+from users.models import Profile, RefreshTokenRecord, Scope, ServiceToken, User
 from users.tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -108,23 +112,266 @@ def test_rotate_encryption_key_reencrypts_with_newest_key_and_is_idempotent(sett
     assert Profile.objects.get(user=users[0]).encrypted_api_key == OPENAI_KEY
 
 
-def test_password_change_blacklists_outstanding_refresh_tokens(user):
-    for _ in range(3):
-        services.tokens_issue(user=user)
+# --- Refresh token families ---------------------------------------------------
+
+
+def _claims(raw: str) -> dict:
+    return RefreshToken(raw, verify=False).payload  # type: ignore[arg-type]
+
+
+def _rotated_long_ago(seconds: int = 60) -> None:
+    """Move every rotation ``seconds`` into the past, beyond the grace window."""
+    RefreshTokenRecord.objects.filter(spent_at__isnull=False).update(
+        spent_at=F("spent_at") - timedelta(seconds=seconds)
+    )
+
+
+def test_tokens_issue_starts_a_family_and_stores_no_token_text(user):
+    pair = services.tokens_issue(user=user)
+
+    claims = _claims(pair["refresh"])
+    record = RefreshTokenRecord.objects.get()
+    assert (record.jti, record.family_id.hex, record.user) == (claims["jti"], claims["fam"], user)
+    assert record.spent_at is record.revoked_at is record.successor_jti is None
+    stored = " ".join(str(value) for value in RefreshTokenRecord.objects.values().get().values())
+    assert pair["refresh"] not in stored
+    assert pair["refresh"].split(".")[2] not in stored  # not even the signature
+    assert not OutstandingToken.objects.exists()  # simplejwt's table keeps no text either
+    assert services.tokens_issue(user=user)["refresh"] != pair["refresh"]
+    assert RefreshTokenRecord.objects.values("family_id").distinct().count() == 2
+
+
+def test_token_refresh_rotates_within_the_family(user):
+    first = services.tokens_issue(user=user)["refresh"]
+
+    second = services.token_refresh(refresh=first)["refresh"]
+
+    old, new = _claims(first), _claims(second)
+    assert new["fam"] == old["fam"]
+    assert new["jti"] != old["jti"]
+    spent = RefreshTokenRecord.objects.get(jti=old["jti"])
+    assert spent.spent_at is not None
+    assert spent.successor_jti == new["jti"]
+    assert RefreshTokenRecord.objects.get(jti=new["jti"]).spent_at is None
+
+
+def test_refresh_within_the_grace_window_returns_the_same_successor(user):
+    first = services.tokens_issue(user=user)["refresh"]
+
+    tab_one = services.token_refresh(refresh=first)
+    tab_two = services.token_refresh(refresh=first)
+
+    assert tab_two["refresh"] == tab_one["refresh"]
+    assert RefreshTokenRecord.objects.count() == 2  # one successor, not two
+    # The shared successor rotates on as usual.
+    services.token_refresh(refresh=tab_one["refresh"])
+
+
+def test_refresh_token_cannot_be_reused_after_rotation(user):
+    stolen = services.tokens_issue(user=user)["refresh"]
+    thief = services.token_refresh(refresh=stolen)["refresh"]
+    _rotated_long_ago()
+
+    with pytest.raises(InvalidRefreshTokenError, match="session has been revoked"):
+        services.token_refresh(refresh=stolen)
+
+    with pytest.raises(InvalidRefreshTokenError, match="revoked"):
+        services.token_refresh(refresh=thief)
+    assert not RefreshTokenRecord.objects.filter(revoked_at__isnull=True).exists()
+
+
+def test_grace_is_only_for_a_successor_that_is_still_live(user):
+    first = services.tokens_issue(user=user)["refresh"]
+    second = services.token_refresh(refresh=first)["refresh"]
+    services.token_refresh(refresh=second)  # the successor was rotated on at once
+
+    with pytest.raises(InvalidRefreshTokenError):
+        services.token_refresh(refresh=first)
+    assert not RefreshTokenRecord.objects.filter(revoked_at__isnull=True).exists()
+
+
+def test_grace_window_of_zero_makes_every_duplicate_a_reuse(user, settings):
+    settings.JWT_REFRESH_GRACE_SECONDS = 0
+    first = services.tokens_issue(user=user)["refresh"]
+    services.token_refresh(refresh=first)
+
+    with pytest.raises(InvalidRefreshTokenError):
+        services.token_refresh(refresh=first)
+
+
+def test_reuse_revokes_only_its_own_family(user):
+    stolen = services.tokens_issue(user=user)["refresh"]
+    other_device = services.tokens_issue(user=user)["refresh"]
+    services.token_refresh(refresh=stolen)
+    _rotated_long_ago()
+
+    with pytest.raises(InvalidRefreshTokenError):
+        services.token_refresh(refresh=stolen)
+
+    services.token_refresh(refresh=other_device)
+
+
+def test_token_revoke_revokes_the_family_even_from_a_spent_token(user):
+    first = services.tokens_issue(user=user)["refresh"]
+    second = services.token_refresh(refresh=first)["refresh"]
+    other_device = services.tokens_issue(user=user)["refresh"]
+
+    assert services.token_revoke(refresh=first) == 1
+
+    for token in (first, second):
+        with pytest.raises(InvalidRefreshTokenError, match="revoked"):
+            services.token_refresh(refresh=token)
+    with pytest.raises(InvalidRefreshTokenError):
+        services.token_revoke(refresh=second)
+    services.token_refresh(refresh=other_device)
+
+
+def test_password_change_revokes_every_family(user):
+    sessions = [services.tokens_issue(user=user)["refresh"] for _ in range(3)]
+    rotated = services.token_refresh(refresh=sessions[0])["refresh"]
+    other_user_token = services.tokens_issue(user=UserFactory())["refresh"]
 
     revoked = services.password_change(
         user=user, old_password="correct-horse-battery-staple", new_password="zebra-quilt-9"
     )
 
-    assert revoked == 3
+    assert revoked == 3  # sessions, however often each was rotated
+    for token in [*sessions, rotated]:
+        with pytest.raises(InvalidRefreshTokenError):
+            services.token_refresh(refresh=token)
     assert services.refresh_tokens_revoke_all(user=user) == 0
+    services.token_refresh(refresh=other_user_token)
 
 
-def test_token_refresh_spends_a_token_exactly_once(user):
-    refresh = services.tokens_issue(user=user)["refresh"]
-    services.token_refresh(refresh=refresh)
+def test_refresh_tokens_revoke_all_does_not_count_expired_sessions(user):
+    services.tokens_issue(user=user)
+    services.tokens_issue(user=user)
+    RefreshTokenRecord.objects.filter(pk=RefreshTokenRecord.objects.first().pk).update(
+        expires_at=timezone.now() - timedelta(seconds=1),
+        issued_at=timezone.now() - timedelta(days=8),
+    )
+
+    assert services.refresh_tokens_revoke_all(user=user) == 1
+    assert not RefreshTokenRecord.objects.filter(revoked_at__isnull=True).exists()
+
+
+def test_refresh_refuses_a_token_without_a_record(user):
+    # Signed by us, but issued outside the services (or its record is gone).
+    with pytest.raises(InvalidRefreshTokenError, match="not recognised"):
+        services.token_refresh(refresh=str(RefreshToken.for_user(user)))
+
+
+def test_database_refuses_a_spent_token_without_a_successor(user):
+    services.tokens_issue(user=user)
+    with pytest.raises(IntegrityError):
+        RefreshTokenRecord.objects.update(spent_at=timezone.now())
+
+
+def test_database_refuses_a_token_expiring_before_it_was_issued(user):
+    services.tokens_issue(user=user)
+    with pytest.raises(IntegrityError):
+        RefreshTokenRecord.objects.update(expires_at=F("issued_at"))
+
+
+# --- Tokens issued before families existed -------------------------------------------
+
+
+def _adopt_outstanding_tokens() -> None:
+    """The data migration's function, run against the current models."""
+    from django.apps import apps
+
+    migration = importlib.import_module("users.migrations.0003_adopt_outstanding_tokens")
+    migration.adopt_outstanding_tokens(apps, None)
+
+
+def test_migration_adopts_live_outstanding_tokens_as_families_of_their_own(user, other_user):
+    # Issued the way the code before families did it: simplejwt's for_user
+    # writes an OutstandingToken (with the token's text) and no "fam" claim.
+    legacy = [RefreshToken.for_user(user), RefreshToken.for_user(user)]
+    blacklisted = RefreshToken.for_user(other_user)
+    blacklisted.blacklist()
+    expired = RefreshToken.for_user(other_user)
+    OutstandingToken.objects.filter(jti=expired["jti"]).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    orphan = RefreshToken.for_user(other_user)
+    OutstandingToken.objects.filter(jti=orphan["jti"]).update(user=None)
+
+    _adopt_outstanding_tokens()
+    _adopt_outstanding_tokens()  # safe to run twice
+
+    records = RefreshTokenRecord.objects.order_by("pk")
+    assert [r.jti for r in records] == [token["jti"] for token in legacy]
+    assert {r.user for r in records} == {user}
+    assert len({r.family_id for r in records}) == 2
+    outstanding = OutstandingToken.objects.get(jti=legacy[0]["jti"])
+    assert (records[0].issued_at, records[0].expires_at) == (
+        outstanding.created_at,
+        outstanding.expires_at,
+    )
+    stored = " ".join(str(v) for row in RefreshTokenRecord.objects.values() for v in row.values())
+    assert all(str(token) not in stored for token in legacy)
+
+
+def test_a_legacy_token_keeps_working_and_joins_its_own_family(user):
+    legacy = str(RefreshToken.for_user(user))
+    assert "fam" not in _claims(legacy)
+    _adopt_outstanding_tokens()
+
+    successor = services.token_refresh(refresh=legacy)["refresh"]
+
+    family = RefreshTokenRecord.objects.get(jti=_claims(legacy)["jti"]).family_id
+    assert _claims(successor)["fam"] == family.hex
+    assert services.token_refresh(refresh=legacy)["refresh"] == successor  # grace applies
+    _rotated_long_ago()
     with pytest.raises(InvalidRefreshTokenError):
-        services.token_refresh(refresh=refresh)
+        services.token_refresh(refresh=legacy)
+    with pytest.raises(InvalidRefreshTokenError):
+        services.token_refresh(refresh=successor)
+
+
+def test_a_legacy_token_that_was_blacklisted_stays_refused(user):
+    legacy = RefreshToken.for_user(user)
+    legacy.blacklist()
+    _adopt_outstanding_tokens()
+
+    with pytest.raises(InvalidRefreshTokenError):
+        services.token_refresh(refresh=str(legacy))
+
+
+# --- Concurrency (PostgreSQL) ---------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_refreshes_of_one_token_share_one_successor(run_concurrently):
+    user = UserFactory()
+    refresh = services.tokens_issue(user=user)["refresh"]
+
+    results = run_concurrently(6, lambda _: services.token_refresh(refresh=refresh))
+
+    assert all(isinstance(result, dict) for result in results), results
+    assert len({result["refresh"] for result in results}) == 1
+    assert RefreshTokenRecord.objects.count() == 2
+    assert RefreshTokenRecord.objects.filter(spent_at__isnull=True).count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_logout_racing_refreshes_leaves_no_live_token_in_the_family(run_concurrently):
+    user = UserFactory()
+    refresh = services.tokens_issue(user=user)["refresh"]
+
+    def work(index: int):
+        if index == 0:
+            return services.token_revoke(refresh=refresh)
+        pair = services.token_refresh(refresh=refresh)
+        return services.token_refresh(refresh=pair["refresh"])
+
+    results = run_concurrently(4, work)
+
+    assert not [r for r in results if not isinstance(r, dict | int | InvalidRefreshTokenError)]
+    assert not RefreshTokenRecord.objects.filter(revoked_at__isnull=True).exists()
 
 
 def test_service_token_create_stores_only_a_hash():
