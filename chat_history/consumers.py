@@ -49,6 +49,8 @@ from users.models import Scope
 
 logger = logging.getLogger(__name__)
 
+HEARTBEAT_STOP_SECONDS = 5  # a refresh that takes longer is cancelled
+
 
 def _presence(session_id: str, action: str, **fields) -> dict:
     return {"type": "presence", "session_id": session_id, "action": action, **fields}
@@ -70,6 +72,9 @@ class ChatSessionConsumer(RealtimeConsumer):
     session: ChatSession
     session_key = ""  # the session's id as text: presence and events name it so
     _heartbeat: asyncio.Task | None = None
+    _heartbeat_stop: asyncio.Event | None = None
+    _registered = False  # this socket may have an entry in the registry
+    _announced = False  # the session was told it joined
 
     async def connect(self):
         if not await self.allowed(scope=Scope.CHAT_READ):
@@ -82,16 +87,17 @@ class ChatSessionConsumer(RealtimeConsumer):
         self.group = session_group(session.session_id)
         if not await self.admit(self.group):
             return None
-        await self._presence_changed(joined=True)
-        self._heartbeat = asyncio.get_running_loop().create_task(self._keep_presence())
+        await self._presence_join()
         return None
 
     async def disconnect(self, code):
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-        if self.joined:
-            await self._presence_changed(joined=False)
+        """Runs once on every way out (``RealtimeConsumer.__call__``): stops the
+        heartbeat, then unregisters, so nothing refreshes the entry afterwards."""
+        await self._stop_heartbeat()
+        left = await self._presence_leave()
         await super().disconnect(code)
+        if left:
+            await self._presence_announce("left")
 
     # --- presence ---------------------------------------------------------------
 
@@ -108,40 +114,82 @@ class ChatSessionConsumer(RealtimeConsumer):
             "connected_at": timezone.now().isoformat(),
         }
 
-    async def _presence_changed(self, *, joined: bool) -> None:
-        """Register or unregister this socket; tell the session who came or went.
+    async def _presence_join(self) -> None:
+        """Register this accepted socket, send it the list, tell the session.
 
         The newcomer gets the whole list once (``action: snapshot``); everyone
         gets the change (``joined``/``left`` with the new count). Sending the
         whole list to everyone on every join would cost O(n^2) as a session
-        fills up.
+        fills up. The registry and the broadcast are a courtesy (a failure is
+        logged, the socket works without them); a send that finds the client
+        gone ends the consumer, and ``disconnect`` unregisters it.
         """
         key = self.session_key
         registry = presence.registry()
-        member = self._member
+        self._registered = True  # before the await: a join cut short is undone too
+        self._start_heartbeat()
         try:
-            if joined:
-                await registry.join(key, self.channel_name, member)
-                members = await registry.members(key)
-                await self.send_json(_presence(key, "snapshot", connections=members))
-            else:
-                await registry.leave(key, self.channel_name)
-            change = _presence(
-                key,
-                "joined" if joined else "left",
-                connection=member,
-                count=await registry.count(key),
-            )
-            await self.channel_layer.group_send(self.group, relay_message(change))
-        except Exception:  # presence is a courtesy; the socket works without it
-            logger.warning("presence update failed for %s", key, exc_info=True)
+            await registry.join(key, self.channel_name, self._member)
+            members = await registry.members(key)
+        except Exception:
+            logger.warning("presence unavailable for %s", key, exc_info=True)
+            return
+        await self.send_json(_presence(key, "snapshot", connections=members))
+        await self._presence_announce("joined")
 
-    async def _keep_presence(self) -> None:
+    async def _presence_leave(self) -> bool:
+        """Unregister this socket; whether the session should hear it left."""
+        registered, self._registered = self._registered, False
+        if registered:
+            try:
+                await presence.registry().leave(self.session_key, self.channel_name)
+            except Exception:  # the entry ages out after presence.STALE_AFTER
+                logger.warning("presence leave failed for %s", self.session_key, exc_info=True)
+        return registered and self._announced
+
+    async def _presence_announce(self, action: str) -> None:
         key = self.session_key
+        self._announced = True
+        try:
+            count = await presence.registry().count(key)
+            change = _presence(key, action, connection=self._member, count=count)
+            await self.channel_layer.group_send(self.group, relay_message(change))
+        except Exception:
+            logger.warning("presence %s not announced for %s", action, key, exc_info=True)
+
+    def _start_heartbeat(self) -> None:
+        self._heartbeat_stop = asyncio.Event()
+        self._heartbeat = asyncio.get_running_loop().create_task(
+            self._keep_presence(self._heartbeat_stop)
+        )
+
+    async def _stop_heartbeat(self) -> None:
+        """Stop the heartbeat between two refreshes, never in the middle of one
+        (a re-registration cut short could land after ``leave``); cancelled if
+        a refresh hangs."""
+        if self._heartbeat is None or self._heartbeat_stop is None:
+            return
+        self._heartbeat_stop.set()
+        try:
+            await asyncio.wait_for(self._heartbeat, timeout=HEARTBEAT_STOP_SECONDS)
+        except Exception:  # timed out (and cancelled), or the heartbeat failed
+            logger.warning("presence heartbeat of %s stopped", self.session_key, exc_info=True)
+        self._heartbeat = None
+
+    async def _keep_presence(self, stop: asyncio.Event) -> None:
+        """Refresh this socket's entry every ``presence.HEARTBEAT_SECONDS`` until
+        ``stop`` is set. An entry that vanished while the socket is open (pruned
+        as stale after the loop stalled) is registered again."""
+        key, registry = self.session_key, presence.registry()
         while True:
-            await asyncio.sleep(presence.HEARTBEAT_SECONDS)
-            with contextlib.suppress(Exception):
-                await presence.registry().touch(key, self.channel_name)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=presence.HEARTBEAT_SECONDS)
+                return
+            try:
+                if not await registry.touch(key, self.channel_name):
+                    await registry.join(key, self.channel_name, self._member)
+            except Exception:
+                logger.warning("presence heartbeat failed for %s", key, exc_info=True)
 
     # --- events from the group ----------------------------------------------------
 

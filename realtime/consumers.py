@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, ClassVar
 
+from channels.db import aclose_old_connections
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
@@ -71,6 +73,26 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
     frames: ClassVar[dict[str, Frame]] = {}
     joined: tuple[str, ...] = ()
     _expiry: asyncio.TimerHandle | None = None
+    _close_code = 1006  # abnormal closure, unless the client's disconnect says otherwise
+
+    async def __call__(self, scope, receive, send):
+        """Serve the socket; ``disconnect`` runs once, on every way out.
+
+        Channels calls ``disconnect`` only for a ``websocket.disconnect``
+        message, but a consumer also ends when a send finds the client gone
+        (uvicorn raises ``ClientDisconnected``), when a handler raises, when the
+        channel layer fails, or when its task is cancelled; what it set up
+        (groups, timers, presence) must be undone then too.
+        """
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.disconnect(self._close_code)
+            await aclose_old_connections()
+
+    async def websocket_disconnect(self, message) -> None:
+        self._close_code = message.get("code", 1005)
+        raise StopConsumer  # ``__call__`` then runs ``disconnect``
 
     @property
     def principal(self):
