@@ -5,13 +5,17 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
+# The app logs every request and socket itself, without query strings (no
+# credential may reach a log); uvicorn's access log would print them whole.
+# X-Forwarded-For is not trusted unless a proxy is configured (README).
+UVICORN_FLAGS := --lifespan off --no-access-log --no-proxy-headers
 
 .PHONY: run test lint format migrate bench clean
 
 run: $(VENV)/.runtime .env  ## Migrate and serve HTTP + WebSocket on http://$(HOST):$(PORT)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput -v0
-	$(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --lifespan off
+	$(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) $(UVICORN_FLAGS)
 
 test: $(VENV)/.dev  ## Run the whole suite (SQLite by default; DATABASE_URL for PostgreSQL)
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -172,6 +172,9 @@ else:
 # How long a WebSocket ticket (POST /api/users/ws-ticket/, for ?ticket=) stays
 # valid; it opens one socket, once.
 WS_TICKET_SECONDS = env.get_int("WS_TICKET_SECONDS", 30, minimum=1)
+# An open socket closes at once when its credential is revoked (an event); in
+# case that event was lost, each socket also rechecks its credential this often.
+WS_RECHECK_SECONDS = env.get_int("WS_RECHECK_SECONDS", 60, minimum=1)
 
 # --- Passwords --------------------------------------------------------------
 PASSWORD_HASHERS = [

@@ -47,6 +47,10 @@ class Identity(Protocol):
     @property
     def expires_at(self) -> datetime | None: ...
 
+    def still_valid(self) -> bool:
+        """Whether the credential would still be accepted (it may query the database)."""
+        ...
+
 
 Identify = Callable[[Credential], Identity | None]
 
@@ -83,6 +87,7 @@ class TokenAuthMiddleware(BaseMiddleware):
         credential, subprotocol = credential_from_scope(scope)
         identity = await self.identify(credential) if credential else None
         scope["user"] = identity.principal if identity else AnonymousUser()
+        scope["identity"] = identity
         scope["token_expires_at"] = identity.expires_at if identity else None
         scope["subprotocol"] = subprotocol
         return await self.inner(scope, receive, send)

@@ -13,13 +13,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, ClassVar
 
-from channels.db import aclose_old_connections
+from channels.db import aclose_old_connections, database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 from rest_framework.exceptions import (
@@ -33,9 +35,10 @@ from config.errors import DomainError
 from config.exceptions import SERVER_ERROR, error_answer
 from core.parsers import loads
 from core.permissions import principal_check
-from realtime.publish import user_group
+from realtime.publish import principal_group, user_group
 
 logger = logging.getLogger(__name__)
+access_logger = logging.getLogger("realtime.access")
 
 
 class CloseCode(IntEnum):
@@ -73,6 +76,8 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
     frames: ClassVar[dict[str, Frame]] = {}
     joined: tuple[str, ...] = ()
     _expiry: asyncio.TimerHandle | None = None
+    _recheck: asyncio.Task | None = None
+    _opened_at = 0.0
     _close_code = 1006  # abnormal closure, unless the client's disconnect says otherwise
 
     async def __call__(self, scope, receive, send):
@@ -101,8 +106,14 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
     async def refuse(self, code: CloseCode) -> None:
         await self.accept(self.scope.get("subprotocol"))
         await self.close(code=code)
+        self._log("refused", code)
 
     async def admit(self, *groups: str) -> bool:
+        """Join ``groups`` (and the principal's own, which hears of revoked
+        credentials), accept the socket, and watch its credential: closed at the
+        token's expiry (4408), on ``credentials.revoked`` (4401), or when a
+        recheck every ``WS_RECHECK_SECONDS`` finds it no longer valid (4401)."""
+        groups = (*groups, principal_group(self.principal.pk))
         try:
             for group in groups:
                 await self.channel_layer.group_add(group, self.channel_name)
@@ -112,8 +123,41 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
             return False
         self.joined = groups
         await self.accept(self.scope.get("subprotocol"))
+        self._opened_at = time.monotonic()
+        self._log("open")
         self._close_when_token_expires()
+        self._recheck = asyncio.get_running_loop().create_task(self._recheck_credential())
         return True
+
+    async def _recheck_credential(self) -> None:
+        """The backstop of ``credentials.revoked``, for an event that was lost."""
+        identity = self.scope.get("identity")
+        if identity is None:
+            return
+        while True:
+            await asyncio.sleep(settings.WS_RECHECK_SECONDS)
+            try:
+                valid = await database_sync_to_async(identity.still_valid)()
+            except Exception:  # the database is down: keep the socket, try again later
+                logger.warning("could not recheck a socket's credential", exc_info=True)
+                continue
+            if not valid:
+                await self.close(code=CloseCode.UNAUTHENTICATED)
+                return
+
+    def _log(self, what: str, code: int | None = None) -> None:
+        """One line per socket event, like the request log: path, never the query."""
+        principal = self.scope.get("user")
+        label = getattr(principal, "log_label", None) or getattr(principal, "pk", None) or "-"
+        duration = f" {time.monotonic() - self._opened_at:.1f}s" if self._opened_at else ""
+        access_logger.info(
+            "WS %s %s%s%s user=%s",
+            self.scope.get("path", "?"),
+            what,
+            f" {int(code)}" if code is not None else "",
+            duration,
+            label,
+        )
 
     def _close_when_token_expires(self) -> None:
         expires_at = self.scope.get("token_expires_at")
@@ -128,6 +172,10 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code) -> None:
         if self._expiry is not None:
             self._expiry.cancel()
+        if self._recheck is not None:
+            self._recheck.cancel()
+        if self._opened_at:
+            self._log("closed", code)
         for group in self.joined:
             try:
                 await self.channel_layer.group_discard(group, self.channel_name)
@@ -136,6 +184,8 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
 
     async def relay_event(self, message) -> None:
         await self.send(text_data=message["text"])
+        if message["event_type"] == "credentials.revoked":
+            await self.close(code=CloseCode.UNAUTHENTICATED)
 
     # --- who may connect ------------------------------------------------------------
 

@@ -83,8 +83,24 @@ class UserJWTAuthentication(JWTAuthentication):
 
 @dataclass(frozen=True)
 class TokenIdentity:
+    """Who a WebSocket's credential names (``realtime.auth.Identity``)."""
+
     principal: User | ServicePrincipal
     expires_at: datetime | None  # None: valid until revoked (service tokens)
+    password_digest: str | None = None  # a user's, when the credential was checked
+
+    def still_valid(self) -> bool:
+        """The credential's rules again: the service token not revoked; the
+        account active, its password unchanged."""
+        principal = self.principal
+        if principal.is_service:
+            return selectors.service_token_get_active(token_id=principal.token.pk) is not None
+        user = selectors.user_get_for_auth(user_id=principal.pk)
+        return (
+            user is not None
+            and user.is_active
+            and get_md5_hash_password(user.password) == self.password_digest
+        )
 
 
 def identify_credential(credential: Credential) -> TokenIdentity | None:
@@ -110,7 +126,11 @@ def _identify_ticket(ticket: str) -> TokenIdentity | None:
     ):
         return None
     expires_at = grant["expires_at"]
-    return TokenIdentity(user, datetime.fromtimestamp(expires_at, tz=UTC) if expires_at else None)
+    return TokenIdentity(
+        user,
+        datetime.fromtimestamp(expires_at, tz=UTC) if expires_at else None,
+        password_digest=grant["password"],
+    )
 
 
 def identify_token(raw: str) -> TokenIdentity | None:
@@ -132,7 +152,11 @@ def identify_token(raw: str) -> TokenIdentity | None:
         user = jwt.get_user(validated)
     except (InvalidToken, exceptions.AuthenticationFailed):
         return None
-    return TokenIdentity(user, datetime.fromtimestamp(validated["exp"], tz=UTC))
+    return TokenIdentity(
+        user,
+        datetime.fromtimestamp(validated["exp"], tz=UTC),
+        password_digest=get_md5_hash_password(user.password),
+    )
 
 
 class ServiceTokenScheme(OpenApiAuthenticationExtension):

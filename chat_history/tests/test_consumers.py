@@ -373,3 +373,20 @@ async def test_sockets_are_refused_when_the_layer_is_down(owner, session):
     with override_settings(CHANNEL_LAYERS=DEAD_REDIS):
         communicator = await _connect(session.session_id, _jwt(owner), expect_presence=False)
         assert await _close_code(communicator) == CloseCode.UNAVAILABLE
+
+
+async def test_revoking_a_service_token_closes_its_open_sockets(session):
+    from users import services as user_services
+    from users.models import ServiceToken
+
+    secret = await _service_secret(Scope.CHAT_READ)
+    service = await _connect(session.session_id, secret)
+
+    token = await database_sync_to_async(ServiceToken.objects.get)()
+    await database_sync_to_async(user_services.service_token_revoke)(token=token)
+
+    while True:
+        message = await service.receive_output(timeout=3)
+        if message["type"] == "websocket.close":
+            break
+    assert message["code"] == CloseCode.UNAUTHENTICATED

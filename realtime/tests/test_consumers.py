@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import timedelta
 
 import pytest
@@ -224,3 +225,99 @@ async def test_a_frame_nested_too_deep_is_refused_and_the_socket_stays_open():
     await communicator.send_json_to({"type": "ping"})
     assert await communicator.receive_json_from() == {"type": "pong"}
     await communicator.disconnect()
+
+
+# --- A credential that stops being valid closes its sockets ---------------------------
+
+
+async def _closed_with(communicator, timeout: float = 3) -> int:
+    while True:
+        message = await communicator.receive_output(timeout=timeout)
+        if message["type"] == "websocket.close":
+            return message["code"]
+
+
+async def test_a_password_change_closes_the_accounts_sockets_at_once():
+    _, token = await _user_and_token()
+    communicator = _events_socket(token)
+    assert (await communicator.connect())[0]
+
+    response = await database_sync_to_async(_bearer_client(token).post)(
+        "/api/users/password/change/",
+        {"old_password": "correct-horse-battery-staple", "new_password": "violet-anchor-58"},
+        format="json",
+    )
+    assert response.status_code == 200
+
+    assert await _closed_with(communicator) == CloseCode.UNAUTHENTICATED
+
+
+async def test_a_deactivation_in_the_admin_closes_the_accounts_sockets(settings):
+    user, token = await _user_and_token()
+    communicator = _events_socket(token)
+    assert (await communicator.connect())[0]
+
+    await database_sync_to_async(_deactivate_in_the_admin)(user)
+
+    assert await _closed_with(communicator) == CloseCode.UNAUTHENTICATED
+
+
+def _deactivate_in_the_admin(user) -> None:
+    from django.test import Client
+
+    operator = UserFactory(is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(operator)
+    change = client.get(f"/admin/users/user/{user.pk}/change/")
+    form = {
+        key: value
+        for key, value in change.context["adminform"].form.initial.items()
+        if key in {"username", "email", "first_name", "last_name", "date_joined"}
+    }
+    form.update(
+        {
+            "date_joined_0": user.date_joined.strftime("%Y-%m-%d"),
+            "date_joined_1": user.date_joined.strftime("%H:%M:%S"),
+            "profile-TOTAL_FORMS": "1",
+            "profile-INITIAL_FORMS": "1",
+            "profile-MIN_NUM_FORMS": "0",
+            "profile-MAX_NUM_FORMS": "1",
+            "profile-0-id": str(user.profile.pk),
+            "profile-0-user": str(user.pk),
+            "profile-0-preferred_language": "ko",
+        }
+    )
+    response = client.post(f"/admin/users/user/{user.pk}/change/", form)  # is_active unticked
+    assert response.status_code == 302, response.content[:2000]
+    user.refresh_from_db()
+    assert user.is_active is False
+
+
+async def test_a_lost_revocation_is_caught_by_the_recheck(settings):
+    settings.WS_RECHECK_SECONDS = 1
+    user, token = await _user_and_token()
+    communicator = _events_socket(token)
+    assert (await communicator.connect())[0]
+
+    # Changed behind the services' back: no event is published.
+    await database_sync_to_async(_change_password)(user)
+
+    assert await _closed_with(communicator, timeout=5) == CloseCode.UNAUTHENTICATED
+
+
+async def test_sockets_are_logged_by_path_without_their_query(caplog):
+    caplog.set_level(logging.INFO, logger="realtime.access")
+    _, token = await _user_and_token()
+    ticket = await _ticket(_bearer_client(token))
+
+    communicator = WebsocketCommunicator(application, f"/ws/events/?ticket={ticket}")
+    assert (await communicator.connect())[0]
+    await communicator.disconnect()
+    refused = WebsocketCommunicator(application, f"/ws/events/?token={token}")
+    assert await _refused_with(refused) == CloseCode.UNAUTHENTICATED
+
+    lines = [record.getMessage() for record in caplog.records]
+    assert any(line.startswith("WS /ws/events/ open") for line in lines), lines
+    assert any(line.startswith("WS /ws/events/ closed 1000") for line in lines), lines
+    assert any(line.startswith("WS /ws/events/ refused 4401") for line in lines), lines
+    assert not [line for line in lines if ticket in line or token in line]
