@@ -111,3 +111,12 @@ class AutoSchema(SpectacularAutoSchema):
             errors["429"] = _THROTTLED
         errors["500"] = _SERVER_ERROR
         return errors
+
+
+def close_request_objects(result, generator, request, public):
+    """drf-spectacular postprocessing hook: a request body may carry only the
+    fields it declares (``core.validation`` refuses others), and says so."""
+    for name, component in result.get("components", {}).get("schemas", {}).items():
+        if name.endswith("Request") and "properties" in component:
+            component.setdefault("additionalProperties", False)
+    return result

@@ -3,8 +3,10 @@
 DRF's fields convert what they can (``"5"`` for an integer, ``1`` for a string,
 ``"yes"`` for a boolean), which suits query strings and forms but lets a JSON
 client send the wrong type unnoticed, and the schema promises more. A JSON body
-or socket frame is therefore checked against each field's JSON type first;
-query parameters, which are all strings, go through ``validated_query``.
+or socket frame is therefore checked against each field's JSON type first, and
+a field the serializer does not know is refused (a misspelt ``contnet`` is a
+400, not silently dropped; the schema says ``additionalProperties: false``).
+Query parameters, which are all strings, go through ``validated_query``.
 """
 
 from __future__ import annotations
@@ -39,10 +41,11 @@ def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict
     naming each field; views and consumers use it alike.
     """
     serializer = serializer_class(data=data)
+    errors = _unknown_field_errors(serializer, data) if hasattr(data, "keys") else {}
     if isinstance(data, dict) and not isinstance(data, QueryDict):
-        errors = _json_type_errors(serializer, data)
-        if errors:
-            raise serializers.ValidationError(errors)
+        errors |= _json_type_errors(serializer, data)
+    if errors:
+        raise serializers.ValidationError(errors)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
 
@@ -56,6 +59,11 @@ def validated_query(
     serializer = serializer_class(data=params.dict())
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
+
+
+def _unknown_field_errors(serializer: serializers.Serializer, data: Any) -> dict:
+    known = {name for name, field in serializer.fields.items() if not field.read_only}
+    return {name: ["Unknown field."] for name in data.keys() if name not in known}
 
 
 def _json_type_errors(serializer: serializers.Serializer, data: dict[str, Any]) -> dict:

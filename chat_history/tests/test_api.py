@@ -181,10 +181,19 @@ def test_search_and_stats_are_for_user_accounts_only(service_client):
 
 def test_another_users_session_is_not_found_on_every_route(other_client, session):
     message = add_messages(session, 1)[0]
-    body = {"title": "x", "role": "user", "content": "hi", "session_id": str(session.session_id)}
+    bodies = {
+        ("patch", session_url(session)): {"title": "x"},
+        ("post", history_url(session)): {"role": "user", "content": "hi"},
+        ("post", messages_url()): {
+            "role": "user",
+            "content": "hi",
+            "session_id": str(session.session_id),
+        },
+        ("patch", message_url(message)): {"content": "x"},
+    }
 
     for method, url in _routes(session, message)[2:12]:
-        response = getattr(other_client, method)(url, body, format="json")
+        response = getattr(other_client, method)(url, bodies.get((method, url)), format="json")
         assert response.status_code == 404, (method, url)
         assert response.json()["code"] in {"session_not_found", "message_not_found"}
     session.refresh_from_db()

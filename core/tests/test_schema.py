@@ -54,3 +54,14 @@ def _api_routes(resolver, prefix=""):
             path = re.sub(r"^\^|\$$", "", path)
             routes.add("/" + path)
     return routes
+
+
+def test_request_bodies_are_closed_objects_as_the_validation_is():
+    from config.tests.openapi import schema
+
+    components = schema()["components"]["schemas"]
+    requests = {name: c for name, c in components.items() if name.endswith("Request")}
+    assert requests
+    for name, component in requests.items():
+        if "properties" in component:
+            assert component["additionalProperties"] is False, name

@@ -65,3 +65,14 @@ def test_query_parameters_are_converted_and_empty_ones_are_values():
     with pytest.raises(ValidationError) as excinfo:
         validated_query(Input, QueryDict("count="))
     assert "count" in excinfo.value.detail
+
+
+def test_a_field_the_serializer_does_not_know_is_refused():
+    with pytest.raises(ValidationError) as excinfo:
+        validated(Input, {"name": "x", "contnet": "typo"})
+
+    assert excinfo.value.detail == {"contnet": ["Unknown field."]}
+
+
+def test_unknown_query_parameters_are_ignored():
+    assert validated_query(Input, QueryDict("count=2&utm_source=mail")) == {"count": 2}
