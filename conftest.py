@@ -6,10 +6,11 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
@@ -212,8 +213,9 @@ def _free_port() -> int:
 
 
 @contextmanager
-def _asgi_server():
-    """``uvicorn config.asgi:application`` on a free port, as ``make run`` starts it."""
+def _asgi_server(**environment: str):
+    """``uvicorn config.asgi:application`` on a free port, as ``make run`` starts it;
+    ``environment`` overrides its variables (``DATABASE_URL``, ``DB_POOL``, ...)."""
     port = _free_port()
     env = {
         **os.environ,
@@ -225,7 +227,11 @@ def _asgi_server():
         "DATABASE_URL": _database_url(),
         "REDIS_URL": settings.REDIS_URL,
         "DB_POOL": "False",
+        **environment,
     }
+    # A file, not a pipe: nobody reads the output while the server runs, and a
+    # full pipe would block the server on its next log line.
+    output = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed below
     server = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
         [
             sys.executable,
@@ -243,12 +249,12 @@ def _asgi_server():
         ],
         cwd=PROJECT,
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=output,
         stderr=subprocess.STDOUT,
         text=True,
     )
     try:
-        _wait_until_up(port, server)
+        _wait_until_up(port, server, output)
         yield f"127.0.0.1:{port}"
     finally:
         server.terminate()
@@ -256,13 +262,15 @@ def _asgi_server():
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:
             server.kill()
+        output.close()
 
 
-def _wait_until_up(port: int, server: subprocess.Popen) -> None:
+def _wait_until_up(port: int, server: subprocess.Popen, output) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise AssertionError(f"server exited: {server.stdout.read()}")
+            output.seek(0)
+            raise AssertionError(f"server exited: {output.read()}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health/", timeout=2):
                 return
@@ -277,9 +285,139 @@ def asgi_server(transactional_db):
 
     It opens the test database (so tests see committed data only:
     ``transactional_db``) with the test run's secrets, so a token minted in the
-    test is valid there.
+    test is valid there. Keyword arguments override its environment:
+    ``asgi_server(DB_POOL="True", REDIS_URL=f"redis://127.0.0.1:{proxy.port}/13")``.
     """
     return _asgi_server
+
+
+# --- Outages: a TCP proxy in front of PostgreSQL or Redis --------------------------
+
+
+class TcpProxy:
+    """Forwards ``127.0.0.1:<port>`` to a real server, and stages its outages.
+
+    ``stop()`` refuses new connections and drops the open ones (the server is
+    down), ``hang()`` accepts connections and answers nothing on any of them
+    (the server is hung), ``start()`` forwards again (after a hang, on fresh
+    connections only). ``connections`` counts the connections accepted and
+    ``bytes_in`` the bytes clients sent, whatever the mode.
+    """
+
+    def __init__(self, upstream_port: int, upstream_host: str = "127.0.0.1") -> None:
+        self.upstream = (upstream_host, upstream_port)
+        self.port = _free_port()
+        self.mode = "forward"
+        self.connections = 0
+        self.bytes_in = 0
+        self._lock = threading.Lock()
+        self._sockets: set[socket.socket] = set()
+        self._listener: socket.socket | None = None
+        self._listen()
+
+    def start(self) -> None:
+        self._drop_connections()  # a hung one may hold half a reply
+        self.mode = "forward"
+        if self._listener is None:
+            self._listen()
+
+    def stop(self) -> None:
+        self.mode = "down"
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            _shut(listener)
+        self._drop_connections()
+
+    def hang(self) -> None:
+        self.mode = "hang"
+
+    def close(self) -> None:
+        self.stop()
+
+    def _listen(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:  # stopped
+                return
+            with self._lock:
+                self.connections += 1
+                self._sockets.add(client)
+            if self.mode == "down":  # accepted just before the stop
+                _shut(client)
+            elif self.mode == "hang":
+                self._run(self._pump, client, None, from_client=True)
+            else:
+                self._forward(client)
+
+    def _forward(self, client: socket.socket) -> None:
+        try:
+            server = socket.create_connection(self.upstream, timeout=5)
+            server.settimeout(None)
+        except OSError:
+            _shut(client)
+            return
+        with self._lock:
+            self._sockets.add(server)
+        self._run(self._pump, client, server, from_client=True)
+        self._run(self._pump, server, client, from_client=False)
+
+    @staticmethod
+    def _run(target, *args, **kwargs) -> None:
+        threading.Thread(target=target, args=args, kwargs=kwargs, daemon=True).start()
+
+    def _pump(
+        self, source: socket.socket, target: socket.socket | None, *, from_client: bool
+    ) -> None:
+        """Copies ``source`` to ``target`` while forwarding; swallows it otherwise."""
+        try:
+            while data := source.recv(65536):
+                if from_client:
+                    with self._lock:
+                        self.bytes_in += len(data)
+                if self.mode == "forward" and target is not None:
+                    target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            _shut(source)
+            if target is not None:
+                _shut(target)
+
+    def _drop_connections(self) -> None:
+        with self._lock:
+            sockets, self._sockets = self._sockets, set()
+        for sock in sockets:
+            _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    with suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
+
+
+@pytest.fixture
+def tcp_proxy():
+    """``tcp_proxy(5432)``: a ``TcpProxy`` to that port (on 127.0.0.1 unless a host
+    is given), closed after the test."""
+    proxies: list[TcpProxy] = []
+
+    def _make(upstream_port: int, upstream_host: str = "127.0.0.1") -> TcpProxy:
+        proxies.append(TcpProxy(upstream_port, upstream_host))
+        return proxies[-1]
+
+    yield _make
+    for proxy in proxies:
+        proxy.close()
 
 
 # --- Every response matches the published OpenAPI document ----------------------

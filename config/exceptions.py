@@ -7,6 +7,11 @@ Every error response body is::
 ``errors`` appears only for validation failures and maps each field (or
 ``non_field_errors``) to its messages. Domain errors may add a few documented
 keys of their own (for instance the id of a conflicting object).
+
+A database that cannot be reached (down, restarting, out of connection slots,
+or the pool had no connection to give within ``DB_POOL_TIMEOUT``) is a 503
+``database_unavailable`` with ``Retry-After``, not a 500: nothing is wrong with
+the request, and trying again shortly will work.
 """
 
 from __future__ import annotations
@@ -15,10 +20,13 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DatabaseError
 from django.http import Http404
+from psycopg_pool import PoolTimeout, TooManyRequests
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
@@ -28,6 +36,13 @@ from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from config.errors import DomainError, PayloadTooLarge
 
 logger = logging.getLogger(__name__)
+
+
+class DatabaseUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The database is unavailable; try again shortly."
+    default_code = "database_unavailable"
+    wait = 5  # seconds, sent as Retry-After (like Throttled.wait)
 
 
 def error_body(detail: str, code: str, errors: Any = None, **extra: Any) -> dict[str, Any]:
@@ -100,7 +115,29 @@ def _as_api_exception(exc: BaseException) -> exceptions.APIException | None:
         return PayloadTooLarge()
     if isinstance(exc, TokenError):
         return InvalidToken(str(exc))
+    if _database_unreachable(exc):
+        return DatabaseUnavailable()
     return None
+
+
+# SQLSTATEs of a server that cannot serve the connection at all: class 08
+# (connection exception), shutting down, crashed, starting up, no slots left.
+_UNREACHABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+
+
+def _database_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` (as Django wraps it, or psycopg's own) says the database
+    cannot be reached, rather than that one query failed (a deadlock, a
+    cancelled statement or a constraint stay what they are)."""
+    error = exc.__cause__ if isinstance(exc, DatabaseError) else exc
+    if isinstance(error, PoolTimeout | TooManyRequests):
+        return True
+    if not isinstance(error, psycopg.OperationalError):
+        return False
+    # No SQLSTATE: the client lost or never had the connection (refused,
+    # closed by the server, "the connection is closed").
+    sqlstate = error.sqlstate
+    return sqlstate is None or sqlstate.startswith("08") or sqlstate in _UNREACHABLE_SQLSTATES
 
 
 def _body_for(exc: exceptions.APIException) -> dict[str, Any]:

@@ -24,6 +24,18 @@ Check = Callable[[], None]
 
 
 def check_database() -> None:
+    """``SELECT 1``; with the database down, it fails after ``DB_POOL_TIMEOUT``.
+
+    With the pool, every idle connection is tested first and the broken ones
+    are replaced (psycopg's ``ConnectionPool.check``, which tests them one
+    after the other). Handing out connections checks them too, but pauses 1 s,
+    then 2 s, ... after each broken one, so the connections a database restart
+    left broken could keep the first request after it waiting past the pool
+    timeout. A load balancer's probes clear them instead.
+    """
+    pool = getattr(connection, "pool", None)
+    if pool is not None and not pool.closed:
+        pool.check()
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
         cursor.fetchone()
@@ -37,6 +49,9 @@ def check_cache() -> None:
     cache.delete(key)
 
 
+CHANNEL_LAYER_TIMEOUT = 2  # seconds for the whole round trip (a hung Redis)
+
+
 def check_channel_layer() -> None:
     """A message sent to a fresh channel comes back: the layer carries events."""
     layer = get_channel_layer()
@@ -46,11 +61,14 @@ def check_channel_layer() -> None:
     async def round_trip() -> None:
         channel = await layer.new_channel()
         await layer.send(channel, {"type": "health.check"})
-        message = await asyncio.wait_for(layer.receive(channel), timeout=2)
+        message = await layer.receive(channel)
         if message.get("type") != "health.check":
             raise RuntimeError("channel layer returned another message")
 
-    async_to_sync(round_trip)()
+    async def bounded() -> None:
+        await asyncio.wait_for(round_trip(), timeout=CHANNEL_LAYER_TIMEOUT)
+
+    async_to_sync(bounded)()
 
 
 CHECKS: dict[str, Check] = {

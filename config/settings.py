@@ -118,14 +118,30 @@ def _database() -> dict[str, Any]:
         return {**database, "OPTIONS": SQLITE_OPTIONS}
     if database["ENGINE"] != "django.db.backends.postgresql":
         env.fail("DATABASE_URL", "must be a postgres:// or sqlite:/// URL.")
+    # A connection attempt to a server that does not answer gives up after this
+    # many seconds (libpq's connect_timeout; 2 is its minimum).
+    database.setdefault("OPTIONS", {})["connect_timeout"] = env.get_int(
+        "DB_CONNECT_TIMEOUT", 3, minimum=2
+    )
     if env.get_bool("DB_POOL", default=True):
         # psycopg 3's pool, managed by Django: connections are reused across
         # requests in the process; CONN_MAX_AGE must stay 0 with a pool.
         database["CONN_MAX_AGE"] = 0
-        database.setdefault("OPTIONS", {})["pool"] = {
+        # With the pool, Django passes ConnectionPool.check_connection as the
+        # pool's ``check``: a connection broken while idle (the server restarted)
+        # is discarded when handed out, never given to a request.
+        database["CONN_HEALTH_CHECKS"] = True
+        database["OPTIONS"]["pool"] = {
             "min_size": env.get_int("DB_POOL_MIN_SIZE", 2, minimum=0),
             "max_size": env.get_int("DB_POOL_MAX_SIZE", 10, minimum=1),
-            "timeout": env.get_int("DB_POOL_TIMEOUT", 10, minimum=1),
+            # How long a request waits for a connection: with the database down,
+            # it answers 503 database_unavailable after this many seconds.
+            "timeout": env.get_int("DB_POOL_TIMEOUT", 3, minimum=1),
+            # How long the pool retries a failed connection in the background,
+            # with growing pauses (1 s, 2 s, ...), before leaving it to the next
+            # request. psycopg's default (5 min) let those pauses grow past 30 s
+            # during an outage, so the pool came back long after the database.
+            "reconnect_timeout": env.get_int("DB_POOL_RECONNECT_TIMEOUT", 1, minimum=0),
         }
     else:
         database["CONN_MAX_AGE"] = env.get_int("DB_CONN_MAX_AGE", 60)
@@ -140,12 +156,20 @@ REDIS_URL = env.get_str("REDIS_URL")
 # Every key this app writes to Redis (cache, channel layer, presence) starts
 # with it, so several deployments (or a test run) can share one Redis database.
 REDIS_KEY_PREFIX = env.get_str("REDIS_KEY_PREFIX", "chatbot")
+# Connects and reads of the cache give up after this many milliseconds: with
+# Redis down or hung, a throttle lets the request through (users.throttles)
+# after at most this long, instead of the request failing or waiting.
+REDIS_CACHE_TIMEOUT = env.get_int("REDIS_CACHE_TIMEOUT_MS", 500, minimum=1) / 1000
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": REDIS_KEY_PREFIX,
+            "OPTIONS": {
+                "socket_connect_timeout": REDIS_CACHE_TIMEOUT,
+                "socket_timeout": REDIS_CACHE_TIMEOUT,
+            },
         }
     }
 else:
@@ -154,20 +178,45 @@ else:
 # --- Channels (WebSocket events) ----------------------------------------------
 # In-process by default; with REDIS_URL every server process shares one layer,
 # so an event published by one process reaches sockets held by another.
+#
+# Each socket waits for its next event with a blocking read that Redis answers
+# after channels-redis's ``RedisChannelLayer.brpop_timeout`` (5 s) even when
+# nothing happened. redis-py's default read timeout is 5 s too, so the read
+# timed out first, the consumer died and uvicorn dropped idle sockets every
+# 5-25 s. The read timeout must outlast that wait; a Redis that stops
+# answering is still noticed after it. Connects stay short, TCP keepalive
+# finds a peer that vanished, and a connection that broke while idle (Redis
+# restarted) is reopened once instead of failing the command.
+CHANNEL_LAYER_BLOCKING_READ = 5  # channels_redis RedisChannelLayer.brpop_timeout
 if REDIS_URL:
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                # A short connect timeout: with Redis down, a write that publishes an
-                # event fails its broadcast quickly instead of hanging the request.
-                "hosts": [{"address": REDIS_URL, "socket_connect_timeout": 2}],
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_connect_timeout": 2,
+                        "socket_timeout": CHANNEL_LAYER_BLOCKING_READ + 5,
+                        "socket_keepalive": True,
+                        "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+                    }
+                ],
                 "prefix": f"{REDIS_KEY_PREFIX}:asgi",
             },
         }
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# Publishing an event from a write (realtime.publish) waits at most this long
+# for the layer; after a failure the layer is skipped for the back-off, so a
+# down or hung Redis costs one write per back-off a short wait, not every write.
+REALTIME_PUBLISH_TIMEOUT = env.get_int("REALTIME_PUBLISH_TIMEOUT_MS", 1000, minimum=1) / 1000
+REALTIME_PUBLISH_BACKOFF = env.get_int("REALTIME_PUBLISH_BACKOFF_SECONDS", 5, minimum=0)
 
 # How long a WebSocket ticket (POST /api/users/ws-ticket/, for ?ticket=) stays
 # valid; it opens one socket, once.

@@ -110,6 +110,11 @@ class AutoSchema(SpectacularAutoSchema):
         if self.view.get_throttles():
             errors["429"] = _THROTTLED
         errors["500"] = _SERVER_ERROR
+        # Any route that reads or writes can find the database down.
+        errors["503"] = error_response(
+            "The database is unavailable (code `database_unavailable`); retry after "
+            "the seconds in the Retry-After header."
+        )
         return errors
 
 

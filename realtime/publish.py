@@ -4,7 +4,11 @@ Services call ``publish_on_commit``: the event is encoded at once (so a payload
 that cannot be encoded fails the write and its test, inside the transaction)
 and leaves only once that transaction has committed, so a subscriber never
 hears of a change that was rolled back. A channel layer that is down costs a
-log line, never the write that triggered the event.
+log line, never the write that triggered the event: a send waits at most
+``REALTIME_PUBLISH_TIMEOUT``, and after a failure the layer is skipped for
+``REALTIME_PUBLISH_BACKOFF`` seconds (a circuit breaker, one per layer), so a
+down or hung Redis delays one write per back-off instead of every write.
+Events published while the breaker is open are dropped (and counted).
 
 Groups are named by the apps that publish to them (``chat_history.events``
 names a session's); the one every app shares is ``user_group(user_id)``, a
@@ -22,10 +26,13 @@ import json
 import logging
 import re
 import threading
+import time
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from asgiref.sync import SyncToAsync, async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import BaseChannelLayer, get_channel_layer
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
@@ -33,7 +40,6 @@ logger = logging.getLogger(__name__)
 
 # The Channels message type consumers implement (method ``relay_event``).
 RELAY_TYPE = "relay.event"
-PUBLISH_TIMEOUT = 5  # seconds; Redis connects time out after 2 (settings.CHANNEL_LAYERS)
 
 
 def user_group(user_id: int) -> str:
@@ -75,25 +81,103 @@ def _send(group: str, message: dict[str, str]) -> bool:
     layer = get_channel_layer()
     if layer is None:
         return False
+    breaker = layer_breaker(layer)
+    if not breaker.allow():
+        logger.debug("skipped %s to %s: channel layer unavailable", message["event_type"], group)
+        return False
+    sent = False
     try:
-        if getattr(SyncToAsync.threadlocal, "main_event_loop", None) is not None:
-            # A sync view under ASGI: the server's own loop (and its connections).
-            async_to_sync(layer.group_send)(group, message)
-        else:
-            # A WSGI thread or a command: async_to_sync would start a thread, a
-            # loop and a new Redis connection per event; one loop per process
-            # keeps the layer's connection pool instead.
-            future = asyncio.run_coroutine_threadsafe(
-                layer.group_send(group, message), _publisher_loop()
-            )
-            try:
-                future.result(timeout=PUBLISH_TIMEOUT)
-            finally:
-                future.cancel()  # no-op once done; stops a hung send on timeout
+        _group_send(layer, group, message, timeout=settings.REALTIME_PUBLISH_TIMEOUT)
+        sent = True
     except Exception:  # the layer being down must never fail the caller's write
         logger.warning("could not publish %s to %s", message["event_type"], group, exc_info=True)
-        return False
-    return True
+    finally:  # also when cancelled, so a half-open breaker never stays stuck
+        if sent:
+            breaker.succeeded()
+        else:
+            breaker.failed(backoff=settings.REALTIME_PUBLISH_BACKOFF)
+    return sent
+
+
+def _group_send(layer: BaseChannelLayer, group: str, message: dict, *, timeout: float) -> None:
+    async def send() -> None:
+        await asyncio.wait_for(layer.group_send(group, message), timeout)
+
+    if getattr(SyncToAsync.threadlocal, "main_event_loop", None) is not None:
+        # A sync view under ASGI: the server's own loop (and its connections).
+        async_to_sync(send)()
+        return
+    # A WSGI thread or a command: async_to_sync would start a thread, a loop and
+    # a new Redis connection per event; one loop per process keeps the layer's
+    # connection pool instead.
+    future = asyncio.run_coroutine_threadsafe(send(), _publisher_loop())
+    try:
+        future.result(timeout=timeout + 1)  # wait_for ends it first; a backstop
+    finally:
+        future.cancel()  # no-op once done
+
+
+class CircuitBreaker:
+    """Skips a failing channel layer for a back-off instead of waiting on it.
+
+    Closed: every publish tries the layer. A failure opens it for ``backoff``
+    seconds, during which publishes are skipped (``skipped`` counts them).
+    Then one publish tries the layer again while the others keep skipping:
+    success closes the breaker, failure opens it for another back-off.
+    Thread-safe: WSGI threads and the server's loop share it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open_until: float | None = None  # None: closed
+        self._trying = False
+        self.skipped = 0
+
+    @property
+    def is_open(self) -> bool:
+        return self._open_until is not None
+
+    def allow(self) -> bool:
+        with self._lock:
+            if self._open_until is None:
+                return True
+            if self._trying or time.monotonic() < self._open_until:
+                self.skipped += 1
+                return False
+            self._trying = True  # half-open: this caller tries the layer
+            return True
+
+    def failed(self, *, backoff: float) -> None:
+        with self._lock:
+            if self._open_until is None:
+                logger.warning("channel layer unavailable: skipping events for %s s", backoff)
+            self._open_until = time.monotonic() + backoff
+            self._trying = False
+
+    def succeeded(self) -> None:
+        with self._lock:
+            if self._open_until is not None:
+                logger.warning("channel layer is back; %s events were skipped", self.skipped)
+            self._open_until = None
+            self._trying = False
+            self.skipped = 0
+
+
+_breakers: WeakKeyDictionary[BaseChannelLayer, CircuitBreaker] = WeakKeyDictionary()
+_breakers_lock = threading.Lock()
+
+
+def layer_breaker(layer: BaseChannelLayer | None = None) -> CircuitBreaker:
+    """The breaker of ``layer`` (the default layer if None). A layer rebuilt
+    from new settings starts with a closed one."""
+    layer = layer or get_channel_layer()
+    if layer is None:
+        raise RuntimeError("no channel layer configured")
+    with _breakers_lock:
+        breaker = _breakers.get(layer)
+        if breaker is None:
+            breaker = _breakers[layer] = CircuitBreaker()
+        return breaker
 
 
 _loop: asyncio.AbstractEventLoop | None = None

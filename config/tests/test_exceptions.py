@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import socket
+import sqlite3
+from types import SimpleNamespace
+
+import psycopg
 import pytest
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.utils import DatabaseErrorWrapper
 from django.http import Http404
+from psycopg_pool import PoolTimeout
 from rest_framework import exceptions
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
 from config.errors import ConflictError, DomainError
-from config.exceptions import exception_handler
+from config.exceptions import error_answer, exception_handler
 
 
 def _handle(exc):
@@ -94,3 +101,69 @@ def test_unhandled_exception_is_a_500_without_details(caplog):
     assert status == 500
     assert body == {"detail": "A server error occurred.", "code": "server_error"}
     assert "Unhandled error" in caplog.text
+
+
+# --- The database cannot be reached: 503 database_unavailable -------------------------
+
+
+def _as_django_raises(exc: Exception) -> Exception:
+    """``exc`` wrapped the way Django's PostgreSQL backend raises it."""
+    wrapper = DatabaseErrorWrapper(SimpleNamespace(Database=psycopg, errors_occurred=False))
+    try:
+        with wrapper:
+            raise exc
+    except Exception as wrapped:
+        return wrapped
+    raise AssertionError("not raised")
+
+
+def _refused_connection() -> psycopg.OperationalError:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    try:
+        psycopg.connect(f"host=127.0.0.1 port={port} connect_timeout=2")
+    except psycopg.OperationalError as exc:
+        return exc
+    raise AssertionError("connected to a closed port")
+
+
+@pytest.mark.parametrize(
+    "cause",
+    [
+        pytest.param(_refused_connection(), id="refused"),
+        pytest.param(PoolTimeout("couldn't get a connection after 3.00 sec"), id="pool-timeout"),
+        pytest.param(psycopg.OperationalError("the connection is closed"), id="closed"),
+        pytest.param(psycopg.errors.AdminShutdown("terminating connection"), id="restart"),
+        pytest.param(psycopg.errors.CannotConnectNow("the system is starting up"), id="starting"),
+    ],
+)
+def test_an_unreachable_database_is_a_503_with_retry_after(cause):
+    status, body, response = _handle(_as_django_raises(cause))
+
+    assert status == 503
+    assert body == {
+        "detail": "The database is unavailable; try again shortly.",
+        "code": "database_unavailable",
+    }
+    assert int(response["Retry-After"]) > 0
+
+
+def test_only_an_unreachable_database_is_an_outage():
+    def code(exc):
+        answer = error_answer(exc)
+        return answer and answer.body["code"]  # None: a 500, logged as a bug
+
+    assert {
+        "refused": code(_as_django_raises(_refused_connection())),
+        "deadlock": code(_as_django_raises(psycopg.errors.DeadlockDetected("deadlock"))),
+        "cancelled": code(_as_django_raises(psycopg.errors.QueryCanceled("statement timeout"))),
+        "bug": code(_as_django_raises(psycopg.errors.UndefinedTable("no such table"))),
+        "sqlite": code(sqlite3.OperationalError("database is locked")),
+    } == {
+        "refused": "database_unavailable",
+        "deadlock": None,
+        "cancelled": None,
+        "bug": None,
+        "sqlite": None,
+    }
