@@ -225,7 +225,10 @@ class ChatSessionViewSet(viewsets.GenericViewSet):
         request=StreamInputSerializer,
         responses={
             202: StreamAcceptedSerializer,
-            503: error_response("The channel layer is down (code realtime_unavailable)."),
+            503: error_response(
+                "The channel layer is down (code realtime_unavailable), or the database "
+                "(database_unavailable)."
+            ),
         },
     )
     @action(detail=True, methods=["post"], permission_classes=[ScopedServiceOnly])

@@ -32,7 +32,7 @@ class ServiceErrorsAdmin(admin.ModelAdmin):
             return view(request, *args, **kwargs)  # each view runs in its own transaction
         except Exception as exc:
             answer = error_answer(exc)
-            if answer is None or answer.status in (401, 403, 404):
-                raise  # a bug, or the admin's own refusal (its 403/404 pages)
+            if answer is None or answer.status in (401, 403, 404) or answer.status >= 500:
+                raise  # a bug, an outage, or the admin's own refusal (its own pages)
             self.message_user(request, f"Refused: {answer.detail}", messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())

@@ -19,6 +19,7 @@ domain app.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,6 +29,8 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
 from django.contrib.auth.models import AnonymousUser
+
+logger = logging.getLogger(__name__)
 
 SUBPROTOCOL = "bearer"
 
@@ -85,7 +88,13 @@ class TokenAuthMiddleware(BaseMiddleware):
     async def __call__(self, scope, receive, send):
         scope = dict(scope)
         credential, subprotocol = credential_from_scope(scope)
-        identity = await self.identify(credential) if credential else None
+        identity = None
+        if credential is not None:
+            try:
+                identity = await self.identify(credential)
+            except Exception:  # the database (or cache) is down: the socket says so
+                logger.warning("could not check a socket's credential", exc_info=True)
+                scope["auth_unavailable"] = True
         scope["user"] = identity.principal if identity else AnonymousUser()
         scope["identity"] = identity
         scope["token_expires_at"] = identity.expires_at if identity else None

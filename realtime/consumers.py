@@ -46,7 +46,7 @@ class CloseCode(IntEnum):
     FORBIDDEN = 4403  # a valid token that may not use this endpoint (e.g. missing scope)
     NOT_FOUND = 4404  # no such session, or not yours
     TOKEN_EXPIRED = 4408  # the access token expired while connected; reconnect with a new one
-    UNAVAILABLE = 1011  # the channel layer is down
+    UNAVAILABLE = 1011  # the channel layer, or the database checking the credential, is down
 
 
 @dataclass(frozen=True)
@@ -192,7 +192,10 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
     async def allowed(self, *, scope: str | None, end_users: bool = True) -> bool:
         """Whether the principal may use this endpoint
         (``core.permissions.principal_check``); if not, the socket is closed
-        with 4401 or 4403."""
+        with 4401 or 4403 (1011 when the credential could not be checked)."""
+        if self.scope.get("auth_unavailable"):
+            await self.refuse(CloseCode.UNAVAILABLE)
+            return False
         try:
             principal_check(self.principal, scope=scope, end_users=end_users)
         except NotAuthenticated:

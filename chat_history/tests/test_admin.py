@@ -139,3 +139,16 @@ def test_the_admins_own_refusals_keep_their_pages(staff_client):
     response = staff_client.get(reverse("admin:chat_history_chatsession_add"))
 
     assert response.status_code == 403
+
+
+def test_an_outage_in_the_admin_is_not_turned_into_a_redirect(staff_client, session, monkeypatch):
+    from django.db import OperationalError
+
+    def database_down(**kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr("chat_history.services.chat_session_update", database_down)
+    url = reverse("admin:chat_history_chatsession_change", args=[session.pk])
+
+    with pytest.raises(OperationalError):  # the 500 page, not a redirect loop
+        staff_client.post(url, _session_form(title="New"))

@@ -321,3 +321,19 @@ async def test_sockets_are_logged_by_path_without_their_query(caplog):
     assert any(line.startswith("WS /ws/events/ closed 1000") for line in lines), lines
     assert any(line.startswith("WS /ws/events/ refused 4401") for line in lines), lines
     assert not [line for line in lines if ticket in line or token in line]
+
+
+async def test_a_credential_that_cannot_be_checked_is_a_1011_not_a_failed_handshake():
+    from channels.routing import URLRouter
+    from django.db import OperationalError
+
+    from config.routing import websocket_urlpatterns
+    from realtime.auth import TokenAuthMiddleware
+
+    def database_down(credential):
+        raise OperationalError("connection refused")
+
+    app = TokenAuthMiddleware(URLRouter(websocket_urlpatterns), identify=database_down)
+    communicator = WebsocketCommunicator(app, "/ws/events/", subprotocols=["bearer", "a.b.c"])
+
+    assert await _refused_with(communicator) == CloseCode.UNAVAILABLE
