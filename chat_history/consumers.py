@@ -65,9 +65,13 @@ def _session_for(principal, session_id: str):
 
 class ChatSessionConsumer(RealtimeConsumer):
     frames: ClassVar[dict[str, Frame]] = {
-        "message": Frame("receive_message", scope=Scope.CHAT_WRITE),
-        "assistant.delta": Frame("receive_stream", scope=Scope.CHAT_WRITE, end_users=False),
-        "assistant.typing": Frame("receive_stream", scope=Scope.CHAT_WRITE, end_users=False),
+        "message": Frame("receive_message", scope=Scope.CHAT_WRITE, throttle="messages"),
+        "assistant.delta": Frame(
+            "receive_stream", scope=Scope.CHAT_WRITE, end_users=False, throttle="stream"
+        ),
+        "assistant.typing": Frame(
+            "receive_stream", scope=Scope.CHAT_WRITE, end_users=False, throttle="stream"
+        ),
     }
     session: ChatSession
     session_key = ""  # the session's id as text: presence and events name it so

@@ -254,7 +254,7 @@ def _instructions_field() -> serializers.CharField:
         required=False,
         allow_blank=True,
         trim_whitespace=False,
-        help_text="The session's system prompt (\"\" clears it).",
+        help_text='The session\'s system prompt ("" clears it).',
     )
 
 

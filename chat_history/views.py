@@ -52,6 +52,7 @@ from chat_history.serializers import (
 from core.pagination import page_of
 from core.permissions import EndUserOnly, EndUserOrScopedService, ScopedServiceOnly
 from core.schema import error_response
+from core.throttles import WriteThrottle
 from core.validation import validated, validated_query
 from users.models import Scope
 
@@ -127,6 +128,8 @@ class ChatSessionViewSet(viewsets.GenericViewSet):
         "create_message": WRITE,
         "stream": WRITE,
     }
+    throttle_classes = [WriteThrottle]
+    write_throttles = {"create_message": "messages", "stream": "stream"}
     lookup_field = "session_id"
     lookup_value_converter = "uuid"
     content_negotiation_class = FormatParamNegotiation
@@ -275,6 +278,8 @@ class ChatMessageViewSet(viewsets.GenericViewSet):
         "partial_update": EDIT,
         "destroy": WRITE,
     }
+    throttle_classes = [WriteThrottle]
+    write_throttles = {"create": "messages"}
     lookup_url_kwarg = "message_id"
     lookup_value_converter = "int"
 

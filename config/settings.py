@@ -157,7 +157,7 @@ REDIS_URL = env.get_str("REDIS_URL")
 # with it, so several deployments (or a test run) can share one Redis database.
 REDIS_KEY_PREFIX = env.get_str("REDIS_KEY_PREFIX", "chatbot")
 # Connects and reads of the cache give up after this many milliseconds: with
-# Redis down or hung, a throttle lets the request through (users.throttles)
+# Redis down or hung, a throttle lets the request through (core.throttles)
 # after at most this long, instead of the request failing or waiting.
 REDIS_CACHE_TIMEOUT = env.get_int("REDIS_CACHE_TIMEOUT_MS", 500, minimum=1) / 1000
 if REDIS_URL:
@@ -277,7 +277,13 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "login_client": env.get_str("THROTTLE_LOGIN_CLIENT", "20/min"),
         "login_account": env.get_str("THROTTLE_LOGIN_ACCOUNT", "5/min"),
+        "login_account_total": env.get_str("THROTTLE_LOGIN_ACCOUNT_TOTAL", "30/min"),
         "register": env.get_str("THROTTLE_REGISTER", "10/hour"),
+        # Writes, per user (core.throttles.WriteThrottle), and per service token.
+        "messages": env.get_str("THROTTLE_MESSAGES", "40/min"),
+        "uploads": env.get_str("THROTTLE_UPLOADS", "60/hour"),
+        "service_messages": env.get_str("THROTTLE_SERVICE_MESSAGES", "6000/min"),
+        "service_stream": env.get_str("THROTTLE_SERVICE_STREAM", "60000/min"),
     },
     # Number of trusted proxies in front of the app; 0 ignores X-Forwarded-For,
     # which a client could otherwise forge to dodge per-client throttles.

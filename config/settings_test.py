@@ -19,6 +19,11 @@ from cryptography.fernet import Fernet
 os.environ["DJANGO_READ_DOTENV"] = "False"
 os.environ.setdefault("REDIS_KEY_PREFIX", f"test-{os.getpid()}-{secrets.token_hex(4)}")
 os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(64))
+# Tests write fast; the tests of the write limits set their own rates.
+os.environ.setdefault("THROTTLE_MESSAGES", "100000/min")
+os.environ.setdefault("THROTTLE_UPLOADS", "100000/min")
+os.environ.setdefault("THROTTLE_SERVICE_MESSAGES", "100000/min")
+os.environ.setdefault("THROTTLE_SERVICE_STREAM", "100000/min")
 os.environ.setdefault("ENCRYPTION_KEY", Fernet.generate_key().decode())
 os.environ.setdefault("DJANGO_DEBUG", "False")
 os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "False")

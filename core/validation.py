@@ -63,7 +63,7 @@ def validated_query(
 
 def _unknown_field_errors(serializer: serializers.Serializer, data: Any) -> dict:
     known = {name for name, field in serializer.fields.items() if not field.read_only}
-    return {name: ["Unknown field."] for name in data.keys() if name not in known}
+    return {name: ["Unknown field."] for name in data if name not in known}
 
 
 def _json_type_errors(serializer: serializers.Serializer, data: dict[str, Any]) -> dict:

@@ -14,6 +14,7 @@ from core.pagination import page_of
 from core.parsers import JSONParser
 from core.permissions import EndUserOnly, EndUserOrScopedService, ScopedServiceOnly
 from core.schema import VALIDATION_ERROR, error_response
+from core.throttles import WriteThrottle
 from core.validation import validated, validated_query
 from documents import selectors, services
 from documents.errors import DocumentFileMissingError
@@ -51,6 +52,8 @@ class DocumentViewSet(viewsets.GenericViewSet):
     # Only multipart uploads are parsed here; the other routes read no body.
     parser_classes = [DocumentUploadParser]
     service_scopes = {"file": Scope.DOCUMENTS_PROCESS}
+    throttle_classes = [WriteThrottle]
+    write_throttles = {"create": "uploads"}
     lookup_url_kwarg = "document_id"
     lookup_value_converter = "int"
 

@@ -35,6 +35,7 @@ from config.errors import DomainError
 from config.exceptions import SERVER_ERROR, error_answer
 from core.parsers import loads
 from core.permissions import principal_check
+from core.throttles import write_allowed
 from realtime.publish import principal_group, user_group
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class Frame:
     handler: str
     scope: str | None = None
     end_users: bool = True
+    throttle: str | None = None  # the kind of write it counts as (core.throttles)
 
 
 class UnsupportedFrameError(DomainError):
@@ -220,6 +222,8 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
             if rule is None:
                 raise UnsupportedFrameError(f"Unknown message type {content['type']!r}.")
             principal_check(self.principal, scope=rule.scope, end_users=rule.end_users)
+            if rule.throttle is not None:
+                await database_sync_to_async(write_allowed)(self.principal, rule.throttle)
             return await getattr(self, rule.handler)(content)
         except Exception as exc:
             return await self.send_error_for(exc)

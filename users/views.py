@@ -31,7 +31,12 @@ from users.serializers import (
     TokenPairSerializer,
     WsTicketSerializer,
 )
-from users.throttles import LoginAccountThrottle, LoginClientThrottle, RegisterThrottle
+from users.throttles import (
+    LoginAccountThrottle,
+    LoginAccountTotalThrottle,
+    LoginClientThrottle,
+    RegisterThrottle,
+)
 
 _BAD_TOKEN = error_response("The refresh token is invalid, expired, revoked or already used.")
 
@@ -44,7 +49,7 @@ class AuthViewSet(viewsets.ViewSet):
     permission_classes = [AllowAny]
     action_throttles: ClassVar[dict[str, list[type[BaseThrottle]]]] = {
         "register": [RegisterThrottle],
-        "login": [LoginClientThrottle, LoginAccountThrottle],
+        "login": [LoginClientThrottle, LoginAccountThrottle, LoginAccountTotalThrottle],
     }
 
     def get_throttles(self):

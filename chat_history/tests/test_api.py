@@ -1126,3 +1126,20 @@ def test_langgraph_flow_with_a_real_service_token(make_service_client, user):
     assert answer.status_code == 201
     assert prompt == [{"role": "user", "content": "질문"}, {"role": "assistant", "content": "답변"}]
     assert ChatSession.objects.get().user == user
+
+
+def test_messages_past_the_users_rate_are_429_with_retry_after(auth_client, session, settings):
+    rates = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] | {"messages": "2/min"}
+    settings.REST_FRAMEWORK = settings.REST_FRAMEWORK | {"DEFAULT_THROTTLE_RATES": rates}
+    body = {"role": "user", "content": "hi"}
+
+    assert auth_client.post(history_url(session), body, format="json").status_code == 201
+    body_with_session = {**body, "session_id": str(session.session_id)}
+    assert auth_client.post(messages_url(), body_with_session, format="json").status_code == 201
+    response = auth_client.post(history_url(session), body, format="json")
+
+    assert response.status_code == 429
+    assert response.json()["code"] == "throttled"
+    assert int(response["Retry-After"]) > 0
+    assert ChatMessage.objects.count() == 2
+    assert auth_client.get(history_url(session)).status_code == 200  # reads are not limited

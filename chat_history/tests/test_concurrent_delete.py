@@ -24,6 +24,7 @@ from chat_history.tests.factories import ChatSessionFactory, add_messages
 ROUNDS = 20
 WRITERS = 5
 
+
 def _copies(session: ChatSession, count: int) -> list[ChatSession]:
     # One instance per thread: the services refresh the one they are given.
     return [ChatSession.objects.get(pk=session.pk) for _ in range(count)]

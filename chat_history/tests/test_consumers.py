@@ -390,3 +390,18 @@ async def test_revoking_a_service_token_closes_its_open_sockets(session):
         if message["type"] == "websocket.close":
             break
     assert message["code"] == CloseCode.UNAUTHENTICATED
+
+
+async def test_socket_messages_share_the_users_write_budget(owner, session, settings):
+    rates = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] | {"messages": "1/min"}
+    settings.REST_FRAMEWORK = settings.REST_FRAMEWORK | {"DEFAULT_THROTTLE_RATES": rates}
+    url = reverse("chat_history:session-messages", args=[session.session_id])
+    assert (await _post(_rest(owner), url, {"role": "user", "content": "hi"})).status_code == 201
+    communicator = await _connect(session.session_id, _jwt(owner))
+
+    await communicator.send_json_to({"type": "message", "content": "and again"})
+    error = await _next(communicator, "error")
+
+    assert error["code"] == "throttled"
+    assert await database_sync_to_async(ChatMessage.objects.count)() == 1
+    await communicator.disconnect()

@@ -67,7 +67,7 @@ def test_login_and_registration_answer_while_the_cache_is_down(
     user = UserFactory()
     _cache_through(settings, redis_proxy)
     getattr(redis_proxy, outage)()
-    caplog.set_level(logging.WARNING, logger="users.throttles")
+    caplog.set_level(logging.WARNING, logger="core.throttles")
 
     login = api_client.post(
         reverse("users:auth-login"), {"email": user.email, "password": DEFAULT_PASSWORD}

@@ -664,3 +664,14 @@ def test_schema_describes_the_upload_as_multipart_and_the_download_as_binary(tmp
     assert claim["security"] == [{"serviceToken": []}]
     assert {"409"} <= set(paths["/api/documents/{document_id}/status/"]["post"]["responses"])
     assert "/api/documents/deletions/" in paths
+
+
+def test_uploads_past_the_users_rate_are_429(auth_client, settings):
+    rates = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] | {"uploads": "1/hour"}
+    settings.REST_FRAMEWORK = settings.REST_FRAMEWORK | {"DEFAULT_THROTTLE_RATES": rates}
+
+    assert post_file(auth_client, "a.txt", b"first").status_code == 201
+    response = post_file(auth_client, "b.txt", b"second")
+
+    assert response.status_code == 429
+    assert DocumentMetadata.objects.count() == 1

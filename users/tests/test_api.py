@@ -34,7 +34,10 @@ def _login(client, email, password=DEFAULT_PASSWORD, **extra):
 
 
 def _throttle_rates(settings, **rates: str) -> None:
-    settings.REST_FRAMEWORK = settings.REST_FRAMEWORK | {"DEFAULT_THROTTLE_RATES": rates}
+    current = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
+    settings.REST_FRAMEWORK = settings.REST_FRAMEWORK | {
+        "DEFAULT_THROTTLE_RATES": {**current, **rates}
+    }
 
 
 def _bearer(token: str) -> APIClient:
@@ -150,9 +153,19 @@ def test_login_is_throttled_per_client(api_client, user, settings):
     assert int(response["Retry-After"]) > 0
 
 
-def test_login_is_throttled_per_account_across_clients(api_client, user, settings):
-    _throttle_rates(settings, login_client="100/min", login_account="2/min", register="9/min")
-    for n in range(2):
+def test_guessing_from_elsewhere_does_not_lock_the_owner_out(api_client, user, settings):
+    _throttle_rates(settings, login_client="100/min", login_account="2/min")
+    for _ in range(2):
+        _login(api_client, user.email, "wrong", REMOTE_ADDR="203.0.113.7")
+
+    _assert_error(_login(api_client, user.email, REMOTE_ADDR="203.0.113.7"), 429, "throttled")
+    # The owner, signing in from their own address, has a budget of their own.
+    assert _login(api_client, user.email.upper(), REMOTE_ADDR="10.0.0.5").status_code == 200
+
+
+def test_login_is_throttled_per_account_over_all_clients(api_client, user, settings):
+    _throttle_rates(settings, login_client="100/min", login_account_total="3/min")
+    for n in range(3):
         _login(api_client, user.email, "wrong", REMOTE_ADDR=f"10.0.0.{n}")
     response = _login(api_client, user.email.upper(), REMOTE_ADDR="10.0.0.99")
     _assert_error(response, 429, "throttled")

@@ -1,0 +1,103 @@
+"""Rate limits, counted in the shared cache (Redis in production).
+
+When the cache is down or hung, every limit fails open: the request goes
+through unthrottled and a warning is logged, so a Redis outage never locks
+anyone out. That is the default of the common rate limiters in front of APIs
+(Envoy's global rate limit, ``failure_mode_deny: false``; Kong's
+rate-limiting plugin, ``fault_tolerant``); the cache's short timeouts
+(``REDIS_CACHE_TIMEOUT_MS``) bound what each check costs. Rates are read from
+``DEFAULT_THROTTLE_RATES`` when the request arrives.
+
+``WriteThrottle`` limits the writes a user (or a service token) makes: each
+view names the kind of write per action in ``write_throttles``
+(``{action: scope}``), and WebSocket consumers call ``write_allowed`` for
+their frames, so one budget covers both.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from redis.exceptions import RedisError
+from rest_framework.exceptions import Throttled
+from rest_framework.settings import api_settings
+from rest_framework.throttling import SimpleRateThrottle
+
+logger = logging.getLogger(__name__)
+
+# What a cache that is down, hung or unreachable raises (redis-py's errors are
+# not OSErrors).
+CACHE_ERRORS = (RedisError, OSError)
+
+
+class CurrentRate:
+    """Read the rate when the request arrives, not once at import, so a
+    settings change (tests, reconfiguration) takes effect."""
+
+    scope: str
+
+    def get_rate(self) -> str | None:
+        try:
+            rate = api_settings.DEFAULT_THROTTLE_RATES[self.scope]
+        except KeyError:
+            raise ImproperlyConfigured(f"No throttle rate for scope {self.scope!r}.") from None
+        return None if rate is None else str(rate)
+
+
+class FailOpen:
+    """A cache failure lets the request through, with a warning."""
+
+    scope: str
+
+    def allow_request(self, request, view) -> bool:
+        try:
+            return super().allow_request(request, view)  # type: ignore[misc]
+        except CACHE_ERRORS as exc:
+            logger.warning(
+                "throttle %s not applied: cache unavailable (%s)", self.scope, type(exc).__name__
+            )
+            return True
+
+
+class WriteThrottle(FailOpen, CurrentRate, SimpleRateThrottle):
+    """Per principal and per kind of write: an end user counts under the scope
+    (``messages``, ``uploads``, ...), a service token under ``service_<scope>``
+    (one token writes for every user, so its rate is its own)."""
+
+    scope = ""
+
+    def __init__(self) -> None:  # the rate depends on the action: set per request
+        pass
+
+    def allow_request(self, request, view) -> bool:
+        scope = getattr(view, "write_throttles", {}).get(getattr(view, "action", None))
+        if scope is None:
+            return True
+        self._use_scope(request.user, scope)
+        return super().allow_request(request, view)
+
+    def _use_scope(self, principal: Any, scope: str) -> None:
+        self.scope = f"service_{scope}" if principal.is_service else scope
+        self.rate = self.get_rate()
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+
+    def get_cache_key(self, request, view) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": request.user.pk}
+
+
+class _PrincipalOnly:
+    """What ``WriteThrottle`` reads of a request, for a socket frame."""
+
+    def __init__(self, principal: Any) -> None:
+        self.user = principal
+
+
+def write_allowed(principal: Any, scope: str) -> None:
+    """Count a write of ``scope`` by ``principal`` outside DRF (a socket frame);
+    ``Throttled`` (429, with the seconds to wait) past its rate."""
+    throttle = WriteThrottle()
+    throttle._use_scope(principal, scope)
+    if not FailOpen.allow_request(throttle, _PrincipalOnly(principal), None):
+        raise Throttled(wait=throttle.wait())
