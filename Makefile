@@ -6,9 +6,11 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 # The app logs every request and socket itself, without query strings (no
-# credential may reach a log); uvicorn's access log would print them whole.
-# X-Forwarded-For is not trusted unless a proxy is configured (README).
-UVICORN_FLAGS := --lifespan off --no-access-log --no-proxy-headers
+# credential may reach a log): uvicorn's access log is off, and its other
+# lines (a WebSocket handshake prints its URL) lose their query strings
+# (config/uvicorn-log.json). X-Forwarded-For is not trusted unless a proxy is
+# configured (README).
+UVICORN_FLAGS := --lifespan off --no-access-log --no-proxy-headers --log-config config/uvicorn-log.json
 
 .PHONY: run test lint format migrate bench clean
 

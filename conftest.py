@@ -212,10 +212,20 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def make_run_uvicorn_flags() -> list[str]:
+    """The flags ``make run`` gives uvicorn (the Makefile's ``UVICORN_FLAGS``)."""
+    for line in (PROJECT / "Makefile").read_text().splitlines():
+        if line.startswith("UVICORN_FLAGS :="):
+            return line.split(":=", 1)[1].split()
+    raise AssertionError("no UVICORN_FLAGS in the Makefile")
+
+
 @contextmanager
-def _asgi_server(**environment: str):
+def _asgi_server(*, log=None, **environment: str):
     """``uvicorn config.asgi:application`` on a free port, as ``make run`` starts it;
-    ``environment`` overrides its variables (``DATABASE_URL``, ``DB_POOL``, ...)."""
+    ``environment`` overrides its variables (``DATABASE_URL``, ``DB_POOL``, ...).
+    With ``log`` (a writable file), everything the server prints at level
+    info goes there, for the test to read; otherwise only warnings, discarded."""
     port = _free_port()
     env = {
         **os.environ,
@@ -231,7 +241,7 @@ def _asgi_server(**environment: str):
     }
     # A file, not a pipe: nobody reads the output while the server runs, and a
     # full pipe would block the server on its next log line.
-    output = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed below
+    output = log or tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed below
     server = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
         [
             sys.executable,
@@ -242,10 +252,9 @@ def _asgi_server(**environment: str):
             "127.0.0.1",
             "--port",
             str(port),
-            "--lifespan",
-            "off",
+            *make_run_uvicorn_flags(),
             "--log-level",
-            "warning",
+            "info" if log else "warning",
         ],
         cwd=PROJECT,
         env=env,
@@ -262,7 +271,8 @@ def _asgi_server(**environment: str):
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:
             server.kill()
-        output.close()
+        if log is None:
+            output.close()
 
 
 def _wait_until_up(port: int, server: subprocess.Popen, output) -> None:
