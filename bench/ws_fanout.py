@@ -1,7 +1,7 @@
 """Scenario 7: WebSocket fan-out of ``message.created`` through the Redis layer.
 
 An asyncio client (the ``websockets`` package) opens sockets on
-``ws/chat/<session_id>/?token=...`` and posts messages with
+``ws/chat/<session_id>/`` (the token in the ``bearer`` subprotocol) and posts messages with
 ``POST /api/chat-history/sessions/<session_id>/messages/``; every socket must
 receive each as ``{"type": "message.created", ...}``.
 
@@ -50,7 +50,7 @@ class Client:
         parts = urlsplit(base)
         self.host, self.port = parts.hostname, parts.port
         self.token, self.session = token, session
-        self.ws_url = f"ws://{self.host}:{self.port}/ws/chat/{session}/?token={token}"
+        self.ws_url = f"ws://{self.host}:{self.port}/ws/chat/{session}/"
         self.sockets: list = []
         self.readers: list[asyncio.Task] = []
         # arrivals[socket index][message id] = perf_counter()
@@ -63,7 +63,13 @@ class Client:
             batch = min(CONNECT_BATCH, count - len(self.sockets))
             opened = await asyncio.gather(
                 *(
-                    websockets.connect(self.ws_url, open_timeout=30, max_size=None, max_queue=None)
+                    websockets.connect(
+                        self.ws_url,
+                        subprotocols=["bearer", self.token],
+                        open_timeout=30,
+                        max_size=None,
+                        max_queue=None,
+                    )
                     for _ in range(batch)
                 )
             )
