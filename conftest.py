@@ -48,21 +48,11 @@ def _delete_own_redis_keys() -> None:
 
     client = redis.Redis.from_url(settings.REDIS_URL)
     try:
-        for keys in _batches(client.scan_iter(match=f"{settings.REDIS_KEY_PREFIX}*", count=500)):
+        keys = list(client.scan_iter(match=f"{settings.REDIS_KEY_PREFIX}*", count=500))
+        if keys:
             client.delete(*keys)
     finally:
         client.close()
-
-
-def _batches(items, size: int = 500):
-    batch = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 @pytest.fixture(autouse=True)
