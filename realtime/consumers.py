@@ -81,6 +81,8 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
     _recheck: asyncio.Task | None = None
     _opened_at = 0.0
     _close_code = 1006  # abnormal closure, unless the client's disconnect says otherwise
+    _layer_down = False  # refused because the channel layer failed
+    cleanup_seconds: ClassVar[float] = 10.0  # bound on the way out; see ``__call__``
 
     async def __call__(self, scope, receive, send):
         """Serve the socket; ``disconnect`` runs once, on every way out.
@@ -90,12 +92,28 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
         (uvicorn raises ``ClientDisconnected``), when a handler raises, when the
         channel layer fails, or when its task is cancelled; what it set up
         (groups, timers, presence) must be undone then too.
+
+        The undoing is bounded by ``cleanup_seconds``: a server shutting down
+        cancels every consumer and waits for them, and one stuck on a hung
+        channel layer or database must not hold the process open. What it did
+        not undo expires by itself (group memberships, presence heartbeats).
         """
         try:
             await super().__call__(scope, receive, send)
+        except Exception:
+            # Refused because the layer was down: its pending read fails the
+            # same way, already logged once; not a second error per socket.
+            if not self._layer_down:
+                raise
         finally:
-            await self.disconnect(self._close_code)
-            await aclose_old_connections()
+            try:
+                async with asyncio.timeout(self.cleanup_seconds):
+                    await self.disconnect(self._close_code)
+                    await aclose_old_connections()
+            except TimeoutError:
+                logger.error(
+                    "socket cleanup did not finish in %ss; left to expire", self.cleanup_seconds
+                )
 
     async def websocket_disconnect(self, message) -> None:
         self._close_code = message.get("code", 1005)
@@ -115,15 +133,15 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
         credentials), accept the socket, and watch its credential: closed at the
         token's expiry (4408), on ``credentials.revoked`` (4401), or when a
         recheck every ``WS_RECHECK_SECONDS`` finds it no longer valid (4401)."""
-        groups = (*groups, principal_group(self.principal.pk))
         try:
-            for group in groups:
+            for group in (*groups, principal_group(self.principal.pk)):
                 await self.channel_layer.group_add(group, self.channel_name)
+                self.joined = (*self.joined, group)  # left again in ``disconnect``
         except Exception:
             logger.warning("channel layer unavailable; refusing socket", exc_info=True)
+            self._layer_down = True
             await self.refuse(CloseCode.UNAVAILABLE)
             return False
-        self.joined = groups
         await self.accept(self.scope.get("subprotocol"))
         self._opened_at = time.monotonic()
         self._log("open")

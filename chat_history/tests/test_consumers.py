@@ -69,8 +69,11 @@ async def _next(communicator, event_type: str, timeout: float = 3) -> dict:
 
 
 async def _close_code(communicator) -> int:
+    """The code of the close that must come next; the client then completes
+    the closing handshake, which ends the consumer."""
     message = await communicator.receive_output(timeout=3)
     assert message["type"] == "websocket.close"
+    await communicator.disconnect(message["code"])
     return message["code"]
 
 
@@ -385,11 +388,8 @@ async def test_revoking_a_service_token_closes_its_open_sockets(session):
     token = await database_sync_to_async(ServiceToken.objects.get)()
     await database_sync_to_async(user_services.service_token_revoke)(token=token)
 
-    while True:
-        message = await service.receive_output(timeout=3)
-        if message["type"] == "websocket.close":
-            break
-    assert message["code"] == CloseCode.UNAUTHENTICATED
+    assert (await _next(service, "credentials.revoked"))["type"] == "credentials.revoked"
+    assert await _close_code(service) == CloseCode.UNAUTHENTICATED
 
 
 async def test_socket_messages_share_the_users_write_budget(owner, session, settings):

@@ -12,7 +12,7 @@ from channels.testing import WebsocketCommunicator
 from rest_framework_simplejwt.tokens import AccessToken
 
 from config.asgi import application
-from realtime.consumers import CloseCode
+from realtime.consumers import CloseCode, RealtimeConsumer, UserEventsConsumer
 from realtime.publish import publish, user_group
 from users.models import Scope
 from users.tests.factories import UserFactory, service_token_create
@@ -37,6 +37,7 @@ async def _refused_with(communicator) -> int:
     assert connected  # accepted, so that the close code reaches the client
     message = await communicator.receive_output(timeout=2)
     assert message["type"] == "websocket.close"
+    await communicator.disconnect(message["code"])  # the client's half of the closing handshake
     return message["code"]
 
 
@@ -161,8 +162,7 @@ async def test_socket_closes_when_the_access_token_expires():
     communicator = _events_socket(token)
     connected, _ = await communicator.connect()
     assert connected
-    message = await communicator.receive_output(timeout=5)
-    assert message == {"type": "websocket.close", "code": CloseCode.TOKEN_EXPIRED}
+    assert await _closed_with(communicator, timeout=5) == CloseCode.TOKEN_EXPIRED
 
 
 @pytest.mark.parametrize(
@@ -234,6 +234,7 @@ async def _closed_with(communicator, timeout: float = 3) -> int:
     while True:
         message = await communicator.receive_output(timeout=timeout)
         if message["type"] == "websocket.close":
+            await communicator.disconnect(message["code"])
             return message["code"]
 
 
@@ -337,3 +338,21 @@ async def test_a_credential_that_cannot_be_checked_is_a_1011_not_a_failed_handsh
     communicator = WebsocketCommunicator(app, "/ws/events/", subprotocols=["bearer", "a.b.c"])
 
     assert await _refused_with(communicator) == CloseCode.UNAVAILABLE
+
+
+async def test_a_cleanup_that_hangs_does_not_hold_a_cancelled_socket(monkeypatch, caplog):
+    # A server shutting down cancels its consumers and waits for them; one whose
+    # cleanup is stuck (a hung channel layer or database) must still end.
+    async def hangs(self, code):
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(RealtimeConsumer, "cleanup_seconds", 0.2)
+    monkeypatch.setattr(UserEventsConsumer, "disconnect", hangs)
+    _, token = await _user_and_token()
+    communicator = _events_socket(token)
+    assert (await communicator.connect())[0]
+
+    communicator.future.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(asyncio.shield(communicator.future), timeout=2)
+    assert "socket cleanup did not finish in 0.2s" in caplog.text
