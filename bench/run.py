@@ -63,7 +63,12 @@ def log(text: str) -> None:
 
 
 def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, check=True, text=True, **kwargs)
+    try:
+        return subprocess.run(cmd, check=True, text=True, **kwargs)
+    except subprocess.CalledProcessError as failed:
+        if failed.stderr:  # captured, so not shown yet
+            sys.stderr.write(failed.stderr)
+        raise
 
 
 # --- Tools ----------------------------------------------------------------------

@@ -91,6 +91,19 @@ def _texts(count: int, rng: random.Random) -> list[str]:
     return texts
 
 
+def _copy(cursor, model, given: tuple[str, ...], rows) -> None:
+    """``COPY`` ``rows`` (values of the ``given`` fields, by attname) into
+    ``model``'s table; every other column gets its field's default, as the ORM
+    would insert it, so a new field with a default needs no change here."""
+    fields = {field.attname: field for field in model._meta.concrete_fields}
+    others = [field for name, field in fields.items() if name not in given]
+    defaults = tuple(field.get_db_prep_save(field.get_default(), connection) for field in others)
+    columns = ", ".join(field.column for field in [*(fields[name] for name in given), *others])
+    with cursor.copy(f"COPY {model._meta.db_table} ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row((*row, *defaults))
+
+
 class Seeder:
     def __init__(self) -> None:
         self.rng = random.Random(6)
@@ -137,41 +150,43 @@ class Seeder:
     def _text(self, message_id: int) -> str:
         return self.texts[message_id % len(self.texts)]
 
+    def _messages(self):
+        message_id = 0
+        for session_pk, count, first in self.plan:
+            for n in range(count):
+                message_id += 1
+                at = first + timedelta(seconds=n)
+                role = "user" if n % 2 == 0 else "assistant"
+                meta = "{}" if role == "user" else '{"tokens_used": 120}'
+                yield (message_id, at, at, session_pk, role, self._text(message_id), meta)
+
     def copy(self) -> None:
-        columns = [
-            "id",
-            "created_at",
-            "updated_at",
-            "user_id",
-            "session_id",
-            "title",
-            "archived",
-            "pinned",
-            "message_count",
-            "last_message_role",
-            "last_message_preview",
-        ]
         with connection.cursor() as cursor:
             raw = cursor.cursor
-            with raw.copy(
-                f"COPY {ChatSession._meta.db_table} ({', '.join(columns)}) FROM STDIN"
-            ) as copy:
-                for row in self.sessions:
-                    copy.write_row(row)
-            message_columns = "id, created_at, updated_at, session_id, role, content, metadata"
-            with raw.copy(
-                f"COPY {ChatMessage._meta.db_table} ({message_columns}) FROM STDIN"
-            ) as copy:
-                message_id = 0
-                for session_pk, count, first in self.plan:
-                    for n in range(count):
-                        message_id += 1
-                        at = first + timedelta(seconds=n)
-                        role = "user" if n % 2 == 0 else "assistant"
-                        meta = "{}" if role == "user" else '{"tokens_used": 120}'
-                        copy.write_row(
-                            (message_id, at, at, session_pk, role, self._text(message_id), meta)
-                        )
+            _copy(
+                raw,
+                ChatSession,
+                (
+                    "id",
+                    "created_at",
+                    "updated_at",
+                    "user_id",
+                    "session_id",
+                    "title",
+                    "archived",
+                    "pinned",
+                    "message_count",
+                    "last_message_role",
+                    "last_message_preview",
+                ),
+                self.sessions,
+            )
+            _copy(
+                raw,
+                ChatMessage,
+                ("id", "created_at", "updated_at", "session_id", "role", "content", "metadata"),
+                self._messages(),
+            )
             for table in (ChatSession._meta.db_table, ChatMessage._meta.db_table):
                 cursor.execute(
                     f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608
