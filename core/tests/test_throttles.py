@@ -4,6 +4,7 @@ cache outage lets writes through."""
 from __future__ import annotations
 
 import pytest
+from django.core.cache import cache
 from redis.exceptions import ConnectionError as RedisConnectionError
 from rest_framework.exceptions import Throttled
 
@@ -50,8 +51,55 @@ def test_a_cache_outage_lets_writes_through_with_a_warning(settings, user, monke
     def down(*args, **kwargs):
         raise RedisConnectionError("connection refused")
 
-    monkeypatch.setattr(WriteThrottle, "cache", type("Down", (), {"get": down, "set": down})())
+    class Down:
+        def __getattr__(self, name):
+            return down
+
+    monkeypatch.setattr(WriteThrottle, "cache", Down())
 
     for _ in range(3):
         write_allowed(user, "messages")
     assert "throttle messages not applied: cache unavailable" in caplog.text
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The throttles' time, moved by hand (starts at a window's beginning)."""
+    now = [6_000_000.0]
+    monkeypatch.setattr(WriteThrottle, "timer", staticmethod(lambda: now[0]))
+    return now
+
+
+def _refused_for(user) -> float:
+    with pytest.raises(Throttled) as excinfo:
+        write_allowed(user, "messages")
+    return excinfo.value.wait
+
+
+def test_the_window_slides_and_refused_writes_do_not_count(settings, user, clock):
+    _rates(settings, messages="4/min")
+    for _ in range(4):
+        write_allowed(user, "messages")
+    # Full until the next window, then until half of this one has slid out.
+    assert _refused_for(user) == 60 + 15
+    clock[0] += 30
+    assert _refused_for(user) == 30 + 15
+
+    clock[0] += 30  # the next window: the last one still weighs in full
+    assert _refused_for(user) == 15
+    clock[0] += 15  # a quarter of it has slid out: room for one
+    write_allowed(user, "messages")
+    assert _refused_for(user) == 15  # the next quarter makes room for another
+    clock[0] += 15
+    write_allowed(user, "messages")
+
+
+def test_the_count_is_a_number_however_high_the_rate(settings, user, clock):
+    # DRF's own throttles keep every timestamp of the window: a service token's
+    # thousands of writes a minute would be read and written whole per write.
+    _rates(settings, messages="100000/min")
+    for _ in range(500):
+        write_allowed(user, "messages")
+
+    window = int(clock[0] // 60)
+    assert cache.get(f"throttle_messages_{user.pk}:{window}") == 500
