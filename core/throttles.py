@@ -73,8 +73,9 @@ class SlidingWindowCounter:
     (an atomic ``incr``). A request is allowed when this window's count plus
     the previous window's count, weighted by how much of the previous window
     still lies within the last ``duration`` seconds, stays within the rate:
-    Cloudflare's approximation of a sliding window, exact under concurrency
-    (every request increments first; a refused one is taken back).
+    Cloudflare's approximation of a sliding window. The counts stay exact
+    under concurrency: every request increments first, and a refused one is
+    taken back.
     """
 
     # Set by SimpleRateThrottle from the rate (None only without a rate).
