@@ -22,11 +22,12 @@ run: $(VENV)/.runtime .env  ## Migrate and serve HTTP + WebSocket on http://$(HO
 test: $(VENV)/.dev  ## Run the whole suite (SQLite by default; DATABASE_URL for PostgreSQL)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-lint: $(VENV)/.dev  ## ruff, the type checker (mypy) and the import layers (.importlinter)
+lint: $(VENV)/.dev  ## ruff, the type checker (mypy), the import layers (.importlinter), migrations in step
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/python manage.py makemigrations --check --dry-run --settings=config.settings_test
 
 format: $(VENV)/.dev
 	$(BIN)/ruff check --fix .
