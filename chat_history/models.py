@@ -5,6 +5,19 @@ same transaction as every message insert or delete: ``message_count`` and a
 copy of the newest message (id, role, a short preview, time). The session list
 reads them straight from the row, so a session with 200,000 messages lists as
 fast as one with five.
+
+Messages form a tree (``parent``): regenerating an answer or editing a
+question adds a sibling instead of overwriting. One root-to-leaf path is the
+session's *active path*, ending at ``ChatSession.active_leaf_id``; its messages
+carry ``on_active_path = True``. Along any path ids only grow (a reply is
+always inserted after its parent), so the active path pages by id through a
+partial index exactly like a flat history, whatever the tree around it. The
+services move the flags when the active path changes (a new branch, a switch),
+which costs the rows that change, not the session's size.
+
+Deleting moves a session or a message to the trash (``deleted_at``); the
+purge (``manage.py purge_trash``) removes what has been there longer than
+``CHAT_TRASH_RETENTION_DAYS``.
 """
 
 from __future__ import annotations
@@ -107,6 +120,12 @@ class ChatSession(TimestampedModel):
         max_length=PREVIEW_MAX_LENGTH, blank=True, default="", editable=False
     )
     last_message_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The tip of the active path (a message id; NULL while empty). A plain column,
+    # not a foreign key: the services keep it pointing at a message of this session.
+    active_leaf_id = models.BigIntegerField(null=True, blank=True, editable=False)
+    deleted_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="Set while the session is in the trash."
+    )
 
     class Meta:
         db_table = "chat_sessions"
@@ -114,7 +133,20 @@ class ChatSession(TimestampedModel):
         indexes = [
             # A user's session list: pinned first, newest activity first.
             models.Index(
-                fields=["user", "-pinned", "-updated_at", "-id"], name="chat_sessions_user_recent"
+                fields=["user", "-pinned", "-updated_at", "-id"],
+                name="chat_sessions_user_recent",
+                condition=Q(deleted_at__isnull=True),
+            ),
+            # A user's trash, newest first; the purge reads it by age.
+            models.Index(
+                fields=["user", "-deleted_at", "-id"],
+                name="chat_sessions_user_trash",
+                condition=Q(deleted_at__isnull=False),
+            ),
+            models.Index(
+                fields=["deleted_at"],
+                name="chat_sessions_trash_age",
+                condition=Q(deleted_at__isnull=False),
             ),
         ]
         constraints = [
@@ -136,6 +168,32 @@ class ChatMessage(TimestampedModel):
     session = models.ForeignKey(
         ChatSession, on_delete=models.CASCADE, related_name="messages", db_index=False
     )
+    # DO_NOTHING: a session's messages are deleted with one DELETE, and the
+    # services re-attach a purged message's replies to its parent first.
+    parent = models.ForeignKey(
+        "self",
+        on_delete=models.DO_NOTHING,
+        null=True,
+        blank=True,
+        related_name="replies",
+        db_index=False,  # covered by (session, parent, id)
+        help_text="The message this one answers or follows; NULL for a first message.",
+    )
+    on_active_path = models.BooleanField(default=True, editable=False)
+    # This message's place among the live messages sharing its parent (1-based,
+    # oldest first) and their number: the "2/3" of a branch switcher, kept by
+    # the services so a history page reads it from the row.
+    sibling_index = models.PositiveIntegerField(default=1, editable=False)
+    sibling_count = models.PositiveIntegerField(default=1, editable=False)
+    version = models.PositiveIntegerField(
+        default=1, editable=False, help_text="1 + the number of content edits."
+    )
+    # The owner's rating, copied from ChatMessageFeedback by the services so a
+    # history page needs no join: {rating, comment, reasons, updated_at}.
+    feedback = models.JSONField(null=True, blank=True, editable=False)
+    deleted_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="Set while the message is in the trash."
+    )
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField()
     metadata = models.JSONField(
@@ -153,12 +211,29 @@ class ChatMessage(TimestampedModel):
         db_table = "chat_messages"
         verbose_name = "chat message"
         indexes = [
-            # History pages walk a session's messages by id (keyset pagination).
+            # Exports, imports and the trash walk all of a session's messages by id.
             models.Index(fields=["session", "id"], name="chat_messages_session_order"),
+            # History pages walk the active path by id (keyset pagination).
+            models.Index(
+                fields=["session", "id"],
+                name="chat_messages_active_path",
+                condition=Q(on_active_path=True, deleted_at__isnull=True),
+            ),
+            # A message's replies (and a session's first messages: parent NULL).
+            models.Index(fields=["session", "parent", "id"], name="chat_messages_replies"),
+            models.Index(
+                fields=["deleted_at"],
+                name="chat_messages_trash_age",
+                condition=Q(deleted_at__isnull=False),
+            ),
         ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(role__in=Role.values), name="chat_messages_role_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(sibling_index__gte=1, sibling_count__gte=1),
+                name="chat_messages_sibling_position_valid",
             ),
             # Retries with the same key resolve to one row, even when concurrent.
             models.UniqueConstraint(
@@ -170,3 +245,81 @@ class ChatMessage(TimestampedModel):
 
     def __str__(self) -> str:
         return f"[{self.role}] {self.content[:50]}"
+
+
+class ChatMessageRevision(models.Model):
+    """A content a message had before an edit (its version ``number``).
+
+    Written by ``chat_message_update`` whenever the content changes; a metadata
+    merge writes none. ``edited_by_*`` is who made the edit that replaced it.
+    The message foreign key does not cascade (see ``ChatMessage.parent``): the
+    session's does, and the services delete a purged message's revisions.
+    """
+
+    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="+")
+    message = models.ForeignKey(
+        ChatMessage, on_delete=models.DO_NOTHING, related_name="revisions", db_index=False
+    )
+    number = models.PositiveIntegerField()
+    content = models.TextField()
+    written_at = models.DateTimeField(help_text="When this content was written.")
+    edited_at = models.DateTimeField(auto_now_add=True, help_text="When an edit replaced it.")
+    edited_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    edited_by_label = models.CharField(
+        max_length=160, help_text="Who edited: user:<id>, service:<token name>, admin:<id>."
+    )
+
+    class Meta:
+        db_table = "chat_message_revisions"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "number"], name="chat_message_revisions_number_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(number__gte=1), name="chat_message_revisions_number_gte_1"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"message {self.message_id} v{self.number}"
+
+
+class Rating(models.IntegerChoices):
+    DOWN = -1, "Thumbs down"
+    UP = 1, "Thumbs up"
+
+
+FEEDBACK_COMMENT_MAX_LENGTH = 2000
+FEEDBACK_REASON_MAX_LENGTH = 64
+FEEDBACK_REASONS_MAX = 10
+
+
+class ChatMessageFeedback(TimestampedModel):
+    """One user's rating of one message (at most one per user and message)."""
+
+    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="+")
+    message = models.ForeignKey(
+        ChatMessage, on_delete=models.DO_NOTHING, related_name="ratings", db_index=False
+    )
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    rating = models.SmallIntegerField(choices=Rating.choices)
+    comment = models.TextField(blank=True, default="")
+    reasons = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        db_table = "chat_message_feedback"
+        verbose_name = "message feedback"
+        verbose_name_plural = "message feedback"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "user"], name="chat_message_feedback_one_per_user"
+            ),
+            models.CheckConstraint(
+                condition=Q(rating__in=Rating.values), name="chat_message_feedback_rating_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rating:+d} on message {self.message_id}"

@@ -392,6 +392,9 @@ CHAT_MESSAGE_MAX_LENGTH = env.get_int("CHAT_MESSAGE_MAX_LENGTH", 100_000, minimu
 CHAT_METADATA_MAX_BYTES = env.get_int("CHAT_METADATA_MAX_BYTES", 16 * 1024, minimum=2)
 CHAT_HISTORY_DEFAULT_LIMIT = env.get_int("CHAT_HISTORY_DEFAULT_LIMIT", 100, minimum=1)
 CHAT_HISTORY_MAX_LIMIT = env.get_int("CHAT_HISTORY_MAX_LIMIT", 500, minimum=1)
+# Deleted sessions and messages stay in the trash this long; then
+# `manage.py purge_trash` (run it from cron) removes them for good.
+CHAT_TRASH_RETENTION_DAYS = env.get_int("CHAT_TRASH_RETENTION_DAYS", 30, minimum=0)
 
 # --- Benchmarks ---------------------------------------------------------------
 # Adds /api/bench/ceiling/ (a plain Django JSON view, no auth) for `make bench`
