@@ -13,6 +13,9 @@ a shared machine spreads over every figure instead of skewing one ratio.
     python bench/run.py                 # the full run (what `make bench` does)
     python bench/run.py --quick         # one short round, for trying things out
     python bench/run.py --only s1,s4 --servers wsgi --keep-db
+
+Only a full run (both servers, every load, three rounds) writes bench/RESULTS.md;
+a partial one writes its report to bench/.work/ instead.
 """
 
 from __future__ import annotations
@@ -348,6 +351,7 @@ def loads(seed: dict) -> dict[str, Load]:
         json.dumps({"email": email, "password": seed["password"]}) for email in seed["login_emails"]
     ]
     history = "/api/chat-history/sessions/{}/messages/?limit=50"
+    tree = seed.get("tree")  # absent from a database seeded before issue 11 (--keep-db)
     return {
         "ceiling": Load(
             "ceiling", "framework ceiling (plain Django JSON view)", ["/api/bench/ceiling/"]
@@ -366,6 +370,19 @@ def loads(seed: dict) -> dict[str, Load]:
             "2. history, newest 50 (200,000-message session)",
             [history.format(heavy["huge_session"])],
             heavy["token"],
+        ),
+        **(
+            {
+                "s2_tree": Load(
+                    "s2_tree",
+                    "2. history, newest 50 of the active path (200,000-message session, "
+                    f"{tree['branches']:,} branch points)",
+                    [history.format(tree["session"])],
+                    tree["token"],
+                )
+            }
+            if tree
+            else {}
         ),
         "s3_small": Load(
             "s3_small",
@@ -758,8 +775,13 @@ def main() -> None:
     results["elapsed_s"] = round(time.monotonic() - STARTED, 1)
     from report import write_report  # bench/report.py
 
-    write_report(results, BENCH)
-    log(f"wrote bench/RESULTS.md and bench/results.json ({results['elapsed_s']:.0f} s)")
+    # Only a full run replaces the published report; a partial one (some loads,
+    # one server, fewer rounds, skipped parts) is written beside the work files.
+    partial = args.quick or args.only or skip or kinds != ["wsgi", "asgi"] or args.runs != 3
+    out = WORK if partial else BENCH
+    write_report(results, BENCH, out=out)
+    where = out.relative_to(ROOT)
+    log(f"wrote {where}/RESULTS.md and {where}/results.json ({results['elapsed_s']:.0f} s)")
 
 
 def scenario_6(servers: dict, kind: str, env: dict, load: Load, args) -> dict:

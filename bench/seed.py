@@ -2,8 +2,15 @@
 
 Users and profiles go through the ORM (``bulk_create``); sessions and messages
 are streamed with PostgreSQL ``COPY`` with ids assigned here, then the session
-counters the services maintain (``message_count`` and the last-message copy)
-are set by the service that keeps them, ``chat_session_counters_refresh``.
+counters the services maintain (``message_count``, the last-message copy and
+the active leaf) are set by the service that keeps them,
+``chat_session_counters_refresh``.
+
+Every session is a message tree as the services leave it (``_tree``): a flat
+session is one chain (each message's parent the one before it); the branched
+session has ``TREE_BRANCHES`` branch points whose active path crosses every one
+of them, half through the original message and half through its regeneration
+or edit, with the abandoned branch's messages between active ones by id.
 Prints one JSON object: what the load scripts need (ids, tokens) and how long
 the seed took.
 
@@ -20,6 +27,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -40,6 +48,7 @@ PASSWORD = "bench password 9f3c"  # noqa: S105 - a throwaway account in a throwa
 MESSAGE_BYTES = 400
 MAIN_SESSIONS, MAIN_SESSION_MESSAGES = 20, 500
 HUGE_SESSION_MESSAGES = 200_000
+TREE_BRANCHES = 1_000  # branch points of the tree user's 200,000-message session
 HEAVY_SMALL_SESSIONS = 19
 LOGIN_USERS = 64
 OTHER_USERS, OTHER_SESSIONS, OTHER_SESSION_MESSAGES = 2_000, 5, 10
@@ -91,6 +100,64 @@ def _texts(count: int, rng: random.Random) -> list[str]:
     return texts
 
 
+class TreeRow(NamedTuple):
+    """One message of a planned tree, by offsets (0-based, in id order) within its session."""
+
+    parent: int | None
+    active: bool
+    sibling_index: int
+    sibling_count: int
+    depth: int
+
+
+def _tree(count: int, branches: int, tail: int = 10) -> list[TreeRow]:
+    """``count`` messages in id order (every parent before its replies) forming
+    one active path with ``branches`` branch points spread evenly along it.
+
+    At branch point ``k`` the active message ``fork`` has two replies: the one
+    the active path takes and an abandoned one with ``1 + k % 4`` replies of its
+    own below it. For even ``k`` the abandoned reply is the original and the
+    active one its later regeneration (or edit: a fork at a user message forks
+    a user message); for odd ``k`` the abandoned one is the regeneration and the
+    user switched back to the original. Either way the abandoned messages sit
+    between two active ones by id. The last branch point is ``tail`` active
+    messages before the leaf, so the newest page crosses it. Roles alternate
+    with depth (user first).
+    """
+    abandoned = [1 + 1 + k % 4 for k in range(branches)]  # the sibling and its replies
+    path_length = count - sum(abandoned)
+    last = path_length - 1 - tail  # where the last branch point forks
+    if branches and last < branches:
+        raise ValueError(f"{count} messages cannot hold {branches} branch points")
+    # Branch point k forks at the active path's message number forks[k] (0-based).
+    forks = {last - (branches - 1 - k) * last // branches: k for k in range(branches)}
+    rows: list[TreeRow] = []
+
+    def add(parent: int | None, *, active: bool, sibling: tuple[int, int] = (1, 1)) -> int:
+        depth = rows[parent].depth + 1 if parent is not None else 0
+        rows.append(TreeRow(parent, active, *sibling, depth))
+        return len(rows) - 1
+
+    def add_abandoned(fork: int, k: int, position: int) -> None:
+        below = add(fork, active=False, sibling=(position, 2))
+        for _ in range(abandoned[k] - 1):
+            below = add(below, active=False)
+
+    tip: int | None = None  # the newest message of the active path
+    for number in range(path_length):
+        k = forks.get(number - 1)
+        if k is None:
+            tip = add(tip, active=True)
+        elif k % 2 == 0:  # regenerated (or edited), and the new reply kept
+            add_abandoned(tip, k, 1)
+            tip = add(tip, active=True, sibling=(2, 2))
+        else:  # regenerated, then switched back to the original
+            fork = tip
+            tip = add(fork, active=True, sibling=(1, 2))
+            add_abandoned(fork, k, 2)
+    return rows
+
+
 def _copy(cursor, model, given: tuple[str, ...], rows) -> None:
     """``COPY`` ``rows`` (values of the ``given`` fields, by attname) into
     ``model``'s table; every other column gets its field's default, as the ORM
@@ -111,7 +178,8 @@ class Seeder:
         self.session_id = 0
         self.message_id = 0
         self.sessions: list[tuple] = []
-        self.plan: list[tuple[int, int, datetime]] = []  # (session pk, messages, first time)
+        # (session pk, messages, branch points, first time)
+        self.plan: list[tuple[int, int, int, datetime]] = []
 
     def users(self, password_hash: str) -> dict[str, list[User]]:
         def make(prefix: str, count: int) -> list[User]:
@@ -127,6 +195,7 @@ class Seeder:
         groups = {
             "main": make("bench-main", 1),
             "heavy": make("bench-heavy", 1),
+            "tree": make("bench-tree", 1),
             "login": make("bench-login", LOGIN_USERS),
             "other": make("bench-other", OTHER_USERS),
         }
@@ -135,11 +204,15 @@ class Seeder:
         Profile.objects.bulk_create([Profile(user=user) for user in everyone], batch_size=1000)
         return groups
 
-    def session(self, user: User, messages: int, title: str) -> tuple[int, str]:
-        """Plan a session of ``messages`` messages (its counters are set after the copy)."""
+    def session(
+        self, user: User, messages: int, title: str, *, branches: int = 0
+    ) -> tuple[int, str]:
+        """Plan a session of ``messages`` messages, a flat chain or a tree with
+        ``branches`` branch points (see ``_tree``); its counters are set after
+        the copy."""
         self.session_id += 1
         first = START + timedelta(minutes=self.session_id)
-        self.plan.append((self.session_id, messages, first))
+        self.plan.append((self.session_id, messages, branches, first))
         public_id = uuid.UUID(int=self.rng.getrandbits(128), version=4)
         self.sessions.append(
             (self.session_id, first, first, user.pk, public_id, title, False, False, 0, "", "")
@@ -152,13 +225,34 @@ class Seeder:
 
     def _messages(self):
         message_id = 0
-        for session_pk, count, first in self.plan:
-            for n in range(count):
+        flat: dict[int, list[TreeRow]] = {}  # one chain per length, shared
+        for session_pk, count, branches, first in self.plan:
+            if branches:
+                tree = _tree(count, branches)
+            else:
+                if count not in flat:
+                    flat[count] = _tree(count, 0)
+                tree = flat[count]
+            base = message_id + 1  # the id of offset 0
+            for n, row in enumerate(tree):
                 message_id += 1
                 at = first + timedelta(seconds=n)
-                role = "user" if n % 2 == 0 else "assistant"
+                role = "user" if row.depth % 2 == 0 else "assistant"
                 meta = "{}" if role == "user" else '{"tokens_used": 120}'
-                yield (message_id, at, at, session_pk, role, self._text(message_id), meta)
+                parent = None if row.parent is None else base + row.parent
+                yield (
+                    message_id,
+                    at,
+                    at,
+                    session_pk,
+                    role,
+                    self._text(message_id),
+                    meta,
+                    parent,
+                    row.active,
+                    row.sibling_index,
+                    row.sibling_count,
+                )
 
     def copy(self) -> None:
         with connection.cursor() as cursor:
@@ -184,7 +278,19 @@ class Seeder:
             _copy(
                 raw,
                 ChatMessage,
-                ("id", "created_at", "updated_at", "session_id", "role", "content", "metadata"),
+                (
+                    "id",
+                    "created_at",
+                    "updated_at",
+                    "session_id",
+                    "role",
+                    "content",
+                    "metadata",
+                    "parent_id",
+                    "on_active_path",
+                    "sibling_index",
+                    "sibling_count",
+                ),
                 self._messages(),
             )
             for table in (ChatSession._meta.db_table, ChatMessage._meta.db_table):
@@ -199,7 +305,7 @@ def main() -> None:
     seeder = Seeder()
     with transaction.atomic():
         groups = seeder.users(make_password(PASSWORD))
-        main_user, heavy = groups["main"][0], groups["heavy"][0]
+        main_user, heavy, tree_user = groups["main"][0], groups["heavy"][0], groups["tree"][0]
         main_sessions = [
             seeder.session(main_user, MAIN_SESSION_MESSAGES, f"Main session {n}")
             for n in range(MAIN_SESSIONS)
@@ -209,6 +315,12 @@ def main() -> None:
             seeder.session(heavy, MAIN_SESSION_MESSAGES, f"Heavy session {n}")
             for n in range(HEAVY_SMALL_SESSIONS)
         ]
+        tree = seeder.session(
+            tree_user,
+            HUGE_SESSION_MESSAGES,
+            "The 200,000-message session with 1,000 branch points",
+            branches=TREE_BRANCHES,
+        )
         for user in groups["other"]:
             for n in range(OTHER_SESSIONS):
                 seeder.session(user, OTHER_SESSION_MESSAGES, f"Other session {n}")
@@ -240,6 +352,13 @@ def main() -> None:
                     "huge_session": huge[1],
                     "huge_session_pk": huge[0],
                     "sessions": [public for _, public in heavy_sessions],
+                },
+                "tree": {
+                    "email": tree_user.email,
+                    "token": str(AccessToken.for_user(tree_user)),
+                    "session": tree[1],
+                    "session_pk": tree[0],
+                    "branches": TREE_BRANCHES,
                 },
                 "login_emails": [user.email for user in groups["login"]],
             }
