@@ -82,6 +82,17 @@ class AutoSchema(SpectacularAutoSchema):
             description += f"\n\nService tokens need {names}."
         return description.strip()
 
+    def _get_request_body(self, direction="request"):
+        """drf-spectacular documents bodies of POST, PUT and PATCH only; a DELETE
+        that reads one (a confirmation password) says so with ``delete_has_body``."""
+        if self.method != "DELETE" or not getattr(self.view, "delete_has_body", False):
+            return super()._get_request_body(direction)
+        self.method = "POST"  # documented as a POST body is; the operation stays a DELETE
+        try:
+            return super()._get_request_body(direction)
+        finally:
+            self.method = "DELETE"
+
     # ``@extend_schema(responses=...)`` replaces get_response_serializers, so the
     # shared errors are merged in one level down, after the declared ones.
     def _get_response_bodies(self, direction="response"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 
 from django.db.models import QuerySet
@@ -50,6 +51,22 @@ def document_get_for_file(*, actor: Principal, document_id: int) -> DocumentMeta
             raise DocumentNotFoundError()
         return document
     return document_get(user=actor, document_id=document_id)
+
+
+def document_iter_owned(*, user_id: int, batch_size: int = 500) -> Iterator[DocumentMetadata]:
+    """Every document of ``user_id``, oldest first, read ``batch_size`` at a time
+    (keyset batches: no cursor held open during a slow download)."""
+    last_id = 0
+    while True:
+        batch = list(
+            DocumentMetadata.objects.filter(user_id=user_id, id__gt=last_id).order_by("id")[
+                :batch_size
+            ]
+        )
+        yield from batch
+        if len(batch) < batch_size:
+            return
+        last_id = batch[-1].id
 
 
 def document_find_duplicate(*, user_id: int, sha256: str) -> DocumentMetadata | None:

@@ -19,6 +19,14 @@ class InvalidRefreshTokenError(DomainError):
     default_detail = "Token is invalid, expired or already used."
 
 
+class PasswordIncorrectError(DomainError):
+    """A confirmation step (erasing the account) was given the wrong password."""
+
+    status_code = status.HTTP_403_FORBIDDEN
+    code = "password_incorrect"
+    default_detail = "The password is incorrect; nothing was changed."
+
+
 class UserNotFoundError(NotFoundError):
     default_detail = "No such user."
 

@@ -8,6 +8,7 @@ Three kinds of principal act on the API's objects:
   across users within the token's scopes.
 - ``OperatorPrincipal``: a staff member in the admin, acting across users
   with every scope.
+- ``SystemPrincipal``: a management command (``purge_trash``), likewise.
 
 Services and selectors take ``actor: Principal``. ``actor.is_service`` tells an
 end user (False) from the other two (True), and the type checker narrows the
@@ -70,4 +71,21 @@ class OperatorPrincipal:
         return self.log_label
 
 
-Principal: TypeAlias = "User | ServicePrincipal | OperatorPrincipal"
+class SystemPrincipal:
+    """The project itself acting from a management command (a purge, a sweep)."""
+
+    is_authenticated: ClassVar[Literal[True]] = True
+    is_service: ClassVar[Literal[True]] = True
+
+    def __init__(self, command: str) -> None:
+        self.pk = f"system:{command}"
+        self.log_label = self.pk
+
+    def has_scope(self, scope: str) -> bool:
+        return True
+
+    def __str__(self) -> str:
+        return self.log_label
+
+
+Principal: TypeAlias = "User | ServicePrincipal | OperatorPrincipal | SystemPrincipal"

@@ -43,6 +43,11 @@ def user_get_for_auth(*, user_id: str | int, with_profile: bool = False) -> User
         return None
 
 
+def user_get_with_profile(*, user_id: int) -> User:
+    """The user with the profile joined, never its encrypted key column."""
+    return _users_with_profile().get(pk=user_id)
+
+
 def profile_get_for_key_read(*, user_id: int) -> Profile | None:
     return (
         Profile.objects.only("id", "user_id", "encrypted_api_key").filter(user_id=user_id).first()

@@ -43,6 +43,15 @@ class ApiKeyInputSerializer(serializers.Serializer):
     api_key = serializers.CharField(write_only=True, max_length=256)
 
 
+class AccountEraseInputSerializer(serializers.Serializer):
+    password = serializers.CharField(
+        write_only=True,
+        max_length=128,
+        trim_whitespace=False,
+        help_text="Your current password, to confirm the erasure.",
+    )
+
+
 class PasswordChangeInputSerializer(serializers.Serializer):
     old_password = serializers.CharField(write_only=True, max_length=128, trim_whitespace=False)
     new_password = serializers.CharField(write_only=True, max_length=128, trim_whitespace=False)

@@ -29,6 +29,7 @@ from users.errors import (
     ApiKeyNotSetError,
     InvalidCredentialsError,
     InvalidRefreshTokenError,
+    PasswordIncorrectError,
     TicketsUnavailableError,
     UserNotFoundError,
 )
@@ -105,6 +106,18 @@ def user_delete(*, user: User) -> None:
     user_id = user.pk
     user.delete()
     events.user_credentials_revoked(user_id=user_id)
+
+
+def user_erase(*, user: User, password: str) -> None:
+    """The owner's own erasure: ``user_delete`` once ``password`` is confirmed.
+
+    A wrong password is ``PasswordIncorrectError`` (403) and nothing is
+    written. The account's refresh tokens go with it (no later refresh
+    succeeds) and its open sockets close (``user_delete``).
+    """
+    if not user.check_password(password):
+        raise PasswordIncorrectError()
+    user_delete(user=user)
 
 
 @transaction.atomic

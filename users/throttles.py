@@ -1,4 +1,5 @@
-"""Login throttles: per client address, and per account (from each client, and in all).
+"""Login throttles: per client address, and per account (from each client, and in all);
+and the account archive and erasure, per user.
 
 They count in the shared cache and fail open when it is down
 (``core.throttles``); Argon2 still makes each password guess cost about 0.2 s
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 
-from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle
+from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle, UserRateThrottle
 
 from core.throttles import CurrentRate, FailOpen
 from users.models import User
@@ -64,3 +65,16 @@ def _account_digest(request) -> str | None:
 
 class RegisterThrottle(LoginClientThrottle):
     scope = "register"
+
+
+class AccountExportThrottle(FailOpen, CurrentRate, UserRateThrottle):
+    """A few account archives per user an hour: each one reads everything they own."""
+
+    scope = "account_export"
+
+
+class AccountEraseThrottle(FailOpen, CurrentRate, UserRateThrottle):
+    """Erasure attempts per user: the password check must not become a way to
+    guess the password of an account whose access token was stolen."""
+
+    scope = "account_erase"

@@ -2,6 +2,7 @@ from rest_framework.routers import SimpleRouter
 
 from core.routers import SingletonRouter
 from users.views import (
+    AccountViewSet,
     AuthViewSet,
     PasswordViewSet,
     ProfileViewSet,
@@ -22,5 +23,7 @@ router.register("", ServiceApiKeyViewSet, basename="service")
 # profile/, profile/set-api-key/, profile/api-key/
 profile = SingletonRouter(use_regex_path=False)
 profile.register("profile", ProfileViewSet, basename="profile")
+# me/ (DELETE: erase the account), me/export/
+profile.register("me", AccountViewSet, basename="me")
 
 urlpatterns = [*router.urls, *profile.urls]

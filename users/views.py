@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
@@ -10,12 +12,13 @@ from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
 
 from core.permissions import EndUserOnly, ScopedServiceOnly
-from core.schema import error_response
+from core.schema import VALIDATION_ERROR, error_response
 from core.validation import validated
-from users import services
+from users import exports, services
 from users.authentication import ServiceTokenAuthentication, UserJWTAuthentication
 from users.models import Scope
 from users.serializers import (
+    AccountEraseInputSerializer,
     ApiKeyInputSerializer,
     LoginInputSerializer,
     LoginOutputSerializer,
@@ -32,6 +35,8 @@ from users.serializers import (
     WsTicketSerializer,
 )
 from users.throttles import (
+    AccountEraseThrottle,
+    AccountExportThrottle,
     LoginAccountThrottle,
     LoginAccountTotalThrottle,
     LoginClientThrottle,
@@ -169,6 +174,65 @@ class ProfileViewSet(viewsets.ViewSet):
     @action(detail=False, methods=["delete"], url_path="api-key", url_name="api-key")
     def delete_api_key(self, request):
         services.api_key_delete(user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(tags=["profile"])
+class AccountViewSet(viewsets.ViewSet):
+    """Your data as a whole: download it all, or erase the account."""
+
+    permission_classes = [EndUserOnly]
+    delete_has_body = True  # the confirmation password (core.schema documents it)
+    action_throttles: ClassVar[dict[str, list[type[BaseThrottle]]]] = {
+        "export": [AccountExportThrottle],
+        "destroy": [AccountEraseThrottle],
+    }
+
+    def get_throttles(self):
+        return [throttle() for throttle in self.action_throttles.get(self.action or "", [])]
+
+    @extend_schema(
+        summary="Download everything you own, as one zip",
+        description="Streamed as it is written: `profile.json` (never the API key, only its "
+        "hint), `chats/<session_id>.json` for every session (those in the trash included), "
+        "`documents/index.json` and `documents/files/<id>-<name>` with the original files. "
+        "Throttled per user (`THROTTLE_ACCOUNT_EXPORT`).",
+        responses={
+            (200, "application/zip"): OpenApiResponse(
+                OpenApiTypes.BINARY, description="The archive, as an attachment."
+            )
+        },
+    )
+    @action(detail=False, methods=["get"])
+    def export(self, request):
+        chunks = exports.account_archive(request.user)
+        response = StreamingHttpResponse(
+            exports.streaming_content(chunks, request=request._request),
+            content_type="application/zip",
+        )
+        response["Content-Disposition"] = 'attachment; filename="account-archive.zip"'
+        return response
+
+    @extend_schema(
+        summary="Erase your account and everything it owns",
+        description="Needs your password. Removes the profile, sessions, messages and "
+        "documents (each document deletion is announced to the AI service, as a single "
+        "delete is), ends every sign-in and closes your sockets. A wrong password is a 403 "
+        "`password_incorrect` and changes nothing. Throttled per user "
+        "(`THROTTLE_ACCOUNT_ERASE`).",
+        request=AccountEraseInputSerializer,
+        responses={
+            204: OpenApiResponse(description="The account is gone."),
+            400: VALIDATION_ERROR,
+            403: error_response(
+                "The password is incorrect (code `password_incorrect`), or the caller is a "
+                "service token (`end_user_only`)."
+            ),
+        },
+    )
+    def destroy(self, request):
+        data = validated(AccountEraseInputSerializer, request.data)
+        services.user_erase(user=request.user, password=data["password"])
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

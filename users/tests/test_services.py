@@ -459,3 +459,45 @@ def test_user_delete_removes_documents_through_their_service(
     assert (deletion.document_id, deletion.owner_id) == (mine.pk, user_id)
     stored = sorted(p.name for p in settings.MEDIA_ROOT.rglob("*") if p.is_file())
     assert stored == [kept.file_path.rsplit("/", 1)[-1]]
+
+
+def test_user_erase_with_a_wrong_password_raises_and_writes_nothing(
+    user, django_assert_num_queries
+):
+    from users.errors import PasswordIncorrectError
+
+    with django_assert_num_queries(0), pytest.raises(PasswordIncorrectError):
+        services.user_erase(user=user, password="not-it")
+    assert User.objects.filter(pk=user.pk).exists()
+
+
+def _erase_queries(*, sessions: int, messages: int) -> int:
+    """Queries ``user_delete`` makes for a user with ``sessions`` sessions of
+    ``messages`` messages each (a tree: every reply names its parent)."""
+    from itertools import pairwise
+
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from chat_history.models import ChatMessage
+    from chat_history.tests.factories import ChatSessionFactory, add_messages
+
+    user = UserFactory()
+    for _ in range(sessions):
+        rows = add_messages(ChatSessionFactory(user=user), messages)
+        for parent, reply in pairwise(rows):
+            reply.parent = parent
+        ChatMessage.objects.bulk_update(rows, ["parent"])
+    with CaptureQueriesContext(connection) as queries:
+        services.user_delete(user=user)
+    assert not ChatMessage.objects.exists()
+    reads = [q["sql"] for q in queries if q["sql"].lstrip().upper().startswith("SELECT")]
+    assert not [sql for sql in reads if "chat_messages" in sql]  # no message is loaded
+    return len(queries)
+
+
+def test_user_delete_query_count_does_not_grow_with_sessions_or_messages():
+    small = _erase_queries(sessions=2, messages=3)
+    large = _erase_queries(sessions=6, messages=300)
+
+    assert large == small
