@@ -1,7 +1,9 @@
 """Operator views of chat sessions and messages.
 
 Edits and deletes go through ``chat_history.services`` so the session counters
-stay right and subscribers hear of them. Nothing here renders a whole
+stay right and subscribers hear of them. A delete here is for good (an
+operator removes what must go); what users trashed is listed with the
+"in trash" filter and can be restored with an action. Nothing here renders a whole
 conversation: the inline shows the newest messages only and links to the
 filtered message list for the rest.
 """
@@ -44,7 +46,13 @@ class RecentMessagesInline(admin.TabularInline):
 @admin.register(ChatSession)
 class ChatSessionAdmin(ServiceErrorsAdmin):
     list_display = ("title_or_id", "user", "message_count", "pinned", "archived", "updated_at")
-    list_filter = ("archived", "pinned", ("updated_at", admin.DateFieldListFilter))
+    list_filter = (
+        "archived",
+        "pinned",
+        ("deleted_at", admin.EmptyFieldListFilter),
+        ("updated_at", admin.DateFieldListFilter),
+    )
+    actions = ["restore_selected"]
     list_select_related = ("user",)
     search_fields = ("title", "=session_id", "user__email")
     raw_id_fields = ("user",)
@@ -60,6 +68,8 @@ class ChatSessionAdmin(ServiceErrorsAdmin):
         "message_count",
         "all_messages",
         "last_message_at",
+        "active_leaf_id",
+        "deleted_at",
         "created_at",
         "updated_at",
     )
@@ -69,6 +79,8 @@ class ChatSessionAdmin(ServiceErrorsAdmin):
         "message_count",
         "all_messages",
         "last_message_at",
+        "active_leaf_id",
+        "deleted_at",
         "created_at",
         "updated_at",
     )
@@ -113,23 +125,46 @@ class ChatSessionAdmin(ServiceErrorsAdmin):
         )
 
     def delete_model(self, request, obj):
-        services.chat_session_delete(actor=OperatorPrincipal(request), session=obj)
+        services.chat_session_delete(actor=OperatorPrincipal(request), session=obj, permanent=True)
 
     def delete_queryset(self, request, queryset):
         for session in queryset:
-            services.chat_session_delete(actor=OperatorPrincipal(request), session=session)
+            services.chat_session_delete(
+                actor=OperatorPrincipal(request), session=session, permanent=True
+            )
+
+    @admin.action(description="Restore selected sessions from the trash")
+    def restore_selected(self, request, queryset):
+        for session in queryset.filter(deleted_at__isnull=False):
+            services.chat_session_restore(actor=OperatorPrincipal(request), session=session)
 
 
 @admin.register(ChatMessage)
 class ChatMessageAdmin(ServiceErrorsAdmin):
     list_display = ("id", "session", "role", "short_content", "created_at")
-    list_filter = ("role", ("created_at", admin.DateFieldListFilter))
+    list_filter = (
+        "role",
+        ("deleted_at", admin.EmptyFieldListFilter),
+        ("created_at", admin.DateFieldListFilter),
+    )
     list_select_related = ("session",)
     search_fields = ("content",)
     raw_id_fields = ("session",)
     ordering = ("-id",)
     show_full_result_count = False
-    fields = ("session", "role", "content", "metadata", "client_message_id", "created_at")
+    fields = (
+        "session",
+        "parent",
+        "role",
+        "content",
+        "metadata",
+        "client_message_id",
+        "version",
+        "feedback",
+        "on_active_path",
+        "deleted_at",
+        "created_at",
+    )
     readonly_fields = fields
 
     @admin.display(description="content")
@@ -143,8 +178,10 @@ class ChatMessageAdmin(ServiceErrorsAdmin):
         return False  # read-only: history is what was said
 
     def delete_model(self, request, obj):
-        services.chat_message_delete(actor=OperatorPrincipal(request), message=obj)
+        services.chat_message_delete(actor=OperatorPrincipal(request), message=obj, permanent=True)
 
     def delete_queryset(self, request, queryset):
         for message in queryset.select_related("session"):
-            services.chat_message_delete(actor=OperatorPrincipal(request), message=message)
+            services.chat_message_delete(
+                actor=OperatorPrincipal(request), message=message, permanent=True
+            )

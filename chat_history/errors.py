@@ -17,6 +17,11 @@ class MessageNotFoundError(NotFoundError):
     default_detail = "Chat message not found."
 
 
+class FeedbackNotFoundError(NotFoundError):
+    code = "feedback_not_found"
+    default_detail = "You have not rated this message."
+
+
 class IdempotencyConflictError(ConflictError):
     """The idempotency key was already used for a different message."""
 
@@ -45,3 +50,21 @@ class RealtimeUnavailableError(DomainError):
     status_code = 503
     code = "realtime_unavailable"
     default_detail = "The real-time channel is unavailable; nothing was relayed."
+
+
+# --- Imports ------------------------------------------------------------------------
+
+
+class ImportJobNotFoundError(NotFoundError):
+    """No such import job, or it belongs to someone else (never told apart)."""
+
+    code = "import_not_found"
+    default_detail = "Import job not found."
+
+
+class ImportFileTooLargeError(DomainError):
+    """The upload is larger than ``CHAT_IMPORT_MAX_UPLOAD_SIZE`` (``max_size``)."""
+
+    status_code = 413
+    code = "file_too_large"
+    default_detail = "The file is larger than the import limit."

@@ -4,13 +4,14 @@ Called only by ``chat_history.services``. Payloads reuse ``message_data`` and
 ``session_data``, so a socket sees exactly what the REST API returns.
 
 - session group (``session_group(session_id)``): ``message.created``,
-  ``message.updated`` ``{type, session_id, message}``, ``message.deleted``
+  ``message.updated``, ``message.restored`` ``{type, session_id, message}``, ``message.deleted``
   ``{type, session_id, message_id}``, and ``session.updated`` ``{type, session}``
   when the title, archived or pinned flag changes.
 - owner's group (``user_group(user_id)``): ``session.created`` and
   ``session.updated`` ``{type, session}`` (a new message updates the list item
   too), ``session.deleted`` ``{type, session_id}`` (also to the session's group,
-  whose sockets then close).
+  whose sockets then close; the session went to the trash or was purged),
+  ``session.restored`` ``{type, session}`` (back from the trash).
 - streaming, published at once and never stored: ``assistant.delta``
   ``{type, session_id, stream_id, delta, seq}`` and ``assistant.typing``
   ``{type, session_id, stream_id, typing}`` to the session's group.
@@ -46,6 +47,10 @@ def message_updated(message: ChatMessage) -> None:
     _message_event("message.updated", message)
 
 
+def message_restored(message: ChatMessage) -> None:
+    _message_event("message.restored", message)
+
+
 def message_deleted(*, session: ChatSession, message_id: int) -> None:
     session_id = str(session.session_id)
     publish_on_commit(
@@ -66,6 +71,12 @@ def session_updated(session: ChatSession, *, to_session_group: bool) -> None:
     publish_on_commit(user_group(session.user_id), event)
     if to_session_group:
         publish_on_commit(session_group(session.session_id), event)
+
+
+def session_restored(session: ChatSession) -> None:
+    publish_on_commit(
+        user_group(session.user_id), {"type": "session.restored", "session": session_data(session)}
+    )
 
 
 def session_deleted(*, user_id: int, session_id: str) -> None:

@@ -1,23 +1,38 @@
 """Downloads of a whole conversation, produced as a stream of chunks.
 
 Messages arrive in batches from ``selectors.message_iter_all``, so a session
-of 200,000 messages never sits in memory at once. Both formats reuse the one
-JSON shape of ``chat_history.serializers``. ``streaming_content`` hands the
-chunks to the server in the form it can send without collecting them first
-(an asynchronous iterator under ASGI, the synchronous one under WSGI).
+of 200,000 messages never sits in memory at once. ``json`` and ``markdown``
+reuse the one JSON shape of ``chat_history.serializers``; ``lossless`` is the
+versioned format ``POST /import/`` reads back (``docs/export-format.md``), and
+``openai`` a chat-completions body. ``streaming_content``
+(``core.streaming``, re-exported here) hands the chunks to the server in the
+form it can send without collecting them first (an asynchronous iterator
+under ASGI, the synchronous one under WSGI); each step renders at most
+``CHUNK_MESSAGES`` messages and reads at most one batch.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, NamedTuple
 
-from asgiref.sync import sync_to_async
-from django.core.handlers.asgi import ASGIRequest
-from django.http import HttpRequest
-
-from chat_history.models import ChatMessage, ChatSession, Role
-from chat_history.serializers import iso_datetime, message_data, session_data
+from chat_history import selectors
+from chat_history.importers import LOSSLESS_FORMAT, LOSSLESS_VERSION
+from chat_history.models import (
+    ChatMessage,
+    ChatMessageFeedback,
+    ChatMessageRevision,
+    ChatSession,
+    Role,
+)
+from chat_history.serializers import (
+    iso_datetime,
+    message_data,
+    openai_message_data,
+    session_data,
+)
+from core.streaming import streaming_content as streaming_content  # the views import it here
 
 CHUNK_MESSAGES = 200
 
@@ -64,39 +79,120 @@ def export_markdown(session: ChatSession, messages: Iterable[ChatMessage]) -> It
         ).encode()
 
 
+# --- The lossless format (docs/export-format.md) and the OpenAI one -------------------
+
+
+def export_lossless(session: ChatSession, messages: Iterable[ChatMessage]) -> Iterator[bytes]:
+    """The whole conversation as ``POST /import/`` reads it back: every message
+    of the tree (trashed ones included, with ``deleted_at``), oldest first,
+    each with its earlier versions and the owner's feedback. ``messages`` must
+    be all of them (``message_iter_all(whole_tree=True)``); the versions and
+    the feedback of each chunk are read with one query each."""
+    head = {
+        "format": LOSSLESS_FORMAT,
+        "version": LOSSLESS_VERSION,
+        "session": lossless_session_data(session),
+    }
+    yield f'{_dumps(head)[:-1]}, "messages": ['.encode()
+    separator = ""
+    for batch in _batched(messages, CHUNK_MESSAGES):
+        ids = [message.pk for message in batch]
+        revisions = selectors.message_revisions_by_message(message_ids=ids)
+        feedback = selectors.message_feedback_by_message(session=session, message_ids=ids)
+        body = ", ".join(
+            _dumps(
+                lossless_message_data(
+                    message, revisions.get(message.pk, []), feedback.get(message.pk), session
+                )
+            )
+            for message in batch
+        )
+        yield f"{separator}{body}".encode()
+        separator = ", "
+    yield b"]}"
+
+
+def lossless_session_data(session: ChatSession) -> dict[str, Any]:
+    return {
+        "session_id": str(session.session_id),
+        "title": session.title,
+        "instructions": session.instructions,
+        "archived": session.archived,
+        "pinned": session.pinned,
+        "active_leaf_id": session.active_leaf_id,
+        "message_count": session.message_count,
+        "created_at": iso_datetime(session.created_at),
+        "updated_at": iso_datetime(session.updated_at),
+    }
+
+
+def lossless_message_data(
+    message: ChatMessage,
+    revisions: list[ChatMessageRevision],
+    feedback: ChatMessageFeedback | None,
+    session: ChatSession,
+) -> dict[str, Any]:
+    return {
+        "id": message.pk,
+        "parent_id": message.parent_id,
+        "role": message.role,
+        "content": message.content,
+        "metadata": message.metadata,
+        "client_message_id": message.client_message_id,
+        "created_at": iso_datetime(message.created_at),
+        "updated_at": iso_datetime(message.updated_at),
+        "deleted_at": iso_datetime(message.deleted_at),
+        "version": message.version,
+        "versions": [
+            {
+                "version": revision.number,
+                "content": revision.content,
+                "written_at": iso_datetime(revision.written_at),
+                "edited_at": iso_datetime(revision.edited_at),
+                "edited_by": revision.edited_by_label,
+                "edited_by_owner": revision.edited_by_user_id == session.user_id,
+            }
+            for revision in revisions
+        ],
+        "feedback": feedback
+        and {
+            "rating": feedback.rating,
+            "comment": feedback.comment,
+            "reasons": feedback.reasons,
+            "created_at": iso_datetime(feedback.created_at),
+            "updated_at": iso_datetime(feedback.updated_at),
+        },
+    }
+
+
+def export_openai(session: ChatSession, messages: Iterable[ChatMessage]) -> Iterator[bytes]:
+    """``{"messages": [{role, content}, ...]}`` on one line, the instructions
+    first as the system message: a chat-completions request body, and a line
+    of an OpenAI fine-tuning JSONL file."""
+    yield b'{"messages": ['
+    separator = ""
+    if session.instructions:
+        yield _dumps({"role": Role.SYSTEM.value, "content": session.instructions}).encode()
+        separator = ", "
+    for batch in _batched(messages, CHUNK_MESSAGES):
+        body = ", ".join(_dumps(openai_message_data(message)) for message in batch)
+        yield f"{separator}{body}".encode()
+        separator = ", "
+    yield b"]}\n"
+
+
+class Exporter(NamedTuple):
+    render: Callable[[ChatSession, Iterable[ChatMessage]], Iterator[bytes]]
+    content_type: str
+    extension: str
+    whole_tree: bool = False  # every message of the tree, or the active path's
+
+
 EXPORTERS = {
-    "json": (export_json, "application/json; charset=utf-8", "json"),
-    "markdown": (export_markdown, "text/markdown; charset=utf-8", "md"),
+    "json": Exporter(export_json, "application/json; charset=utf-8", "json"),
+    "markdown": Exporter(export_markdown, "text/markdown; charset=utf-8", "md"),
+    "lossless": Exporter(
+        export_lossless, "application/json; charset=utf-8", "chatbot.json", whole_tree=True
+    ),
+    "openai": Exporter(export_openai, "application/json; charset=utf-8", "openai.json"),
 }
-
-
-def streaming_content(
-    chunks: Iterator[bytes], *, request: HttpRequest
-) -> Iterator[bytes] | AsyncIterator[bytes]:
-    """``chunks`` as the server that received ``request`` can stream them.
-
-    Under ASGI, Django sends a response from the event loop and reads a
-    synchronous iterator whole first (``sync_to_async(list)``, with a warning),
-    so it gets an asynchronous one. Under WSGI it is the reverse: an
-    asynchronous iterator would be collected whole, so the chunks stay as
-    they are.
-    """
-    return _in_worker_thread(chunks) if isinstance(request, ASGIRequest) else chunks
-
-
-async def _in_worker_thread(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
-    """Each chunk produced in the request's worker thread, one at a time.
-
-    A step renders at most ``CHUNK_MESSAGES`` messages and reads at most one
-    batch from the database, so the event loop never waits on a query and
-    memory holds one batch. Thread-sensitive: every step runs in the thread
-    (and so on the database connection) the view ran in.
-    """
-    step = sync_to_async(_next_chunk, thread_sensitive=True)
-    while (chunk := await step(chunks)) is not None:
-        yield chunk
-
-
-def _next_chunk(chunks: Iterator[bytes]) -> bytes | None:
-    # None at the end: a StopIteration must not cross into the coroutine.
-    return next(chunks, None)

@@ -40,6 +40,7 @@ INSTRUCTIONS_MAX_LENGTH = 20_000
 PREVIEW_MAX_LENGTH = 200
 CLIENT_MESSAGE_ID_MAX_LENGTH = 128
 STREAM_ID_MAX_LENGTH = 128
+IMPORT_KEY_MAX_LENGTH = 200
 
 
 # --- What a message may hold ----------------------------------------------------
@@ -126,6 +127,11 @@ class ChatSession(TimestampedModel):
     deleted_at = models.DateTimeField(
         null=True, blank=True, editable=False, help_text="Set while the session is in the trash."
     )
+    # Where an imported session came from ("chatgpt:<conversation id>", ...);
+    # unique per user, so importing the same conversation again finds it.
+    import_key = models.CharField(  # noqa: DJ001 - NULL, not "": only keyed rows are unique
+        max_length=IMPORT_KEY_MAX_LENGTH, null=True, blank=True, editable=False
+    )
 
     class Meta:
         db_table = "chat_sessions"
@@ -157,6 +163,13 @@ class ChatSession(TimestampedModel):
                 condition=Q(last_message_role__in=[*Role.values, ""]),
                 name="chat_sessions_last_message_role_valid",
             ),
+            # One session per imported conversation and user, even when two
+            # imports of the same file run at once.
+            models.UniqueConstraint(
+                fields=["user", "import_key"],
+                condition=Q(import_key__isnull=False),
+                name="chat_sessions_import_key_unique",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -179,14 +192,15 @@ class ChatMessage(TimestampedModel):
         db_index=False,  # covered by (session, parent, id)
         help_text="The message this one answers or follows; NULL for a first message.",
     )
-    on_active_path = models.BooleanField(default=True, editable=False)
+    on_active_path = models.BooleanField(default=True, db_default=True, editable=False)
     # This message's place among the live messages sharing its parent (1-based,
     # oldest first) and their number: the "2/3" of a branch switcher, kept by
     # the services so a history page reads it from the row.
-    sibling_index = models.PositiveIntegerField(default=1, editable=False)
-    sibling_count = models.PositiveIntegerField(default=1, editable=False)
+    # Database defaults too, so bulk loads (COPY) that leave them out get a chain.
+    sibling_index = models.PositiveIntegerField(default=1, db_default=1, editable=False)
+    sibling_count = models.PositiveIntegerField(default=1, db_default=1, editable=False)
     version = models.PositiveIntegerField(
-        default=1, editable=False, help_text="1 + the number of content edits."
+        default=1, db_default=1, editable=False, help_text="1 + the number of content edits."
     )
     # The owner's rating, copied from ChatMessageFeedback by the services so a
     # history page needs no join: {rating, comment, reasons, updated_at}.
@@ -323,3 +337,92 @@ class ChatMessageFeedback(TimestampedModel):
 
     def __str__(self) -> str:
         return f"{self.rating:+d} on message {self.message_id}"
+
+
+# --- Imports ------------------------------------------------------------------
+
+
+class ImportStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class ImportFormat(models.TextChoices):
+    CHATBOT = "chatbot", "This service's lossless export"
+    CHATGPT = "chatgpt", "ChatGPT data export (conversations.json)"
+    OPENWEBUI = "openwebui", "Open WebUI chat export"
+
+
+class ImportJob(TimestampedModel):
+    """One uploaded file of conversations being imported for its owner.
+
+    Written by ``chat_history.imports``: a small file is imported within its
+    request, a large one is kept in the default storage (``file_path``) and
+    imported by a background thread or ``manage.py process_imports``, which
+    hold a lease (``lease_expires_at``) while they work, so that a job whose
+    process died is taken up again. The stored file is deleted once the job
+    has finished.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    job_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    status = models.CharField(
+        max_length=16, choices=ImportStatus.choices, default=ImportStatus.PENDING
+    )
+    format = models.CharField(
+        max_length=16,
+        choices=ImportFormat.choices,
+        blank=True,
+        default="",
+        help_text="Asked for, or detected from the content; empty until known.",
+    )
+    filename = models.CharField(max_length=255, blank=True, default="")
+    file_size = models.BigIntegerField(default=0)
+    file_path = models.CharField(
+        max_length=255, blank=True, default="", help_text="In the default storage until done."
+    )
+    conversations_total = models.PositiveIntegerField(default=0)
+    conversations_done = models.PositiveIntegerField(default=0)
+    sessions_imported = models.PositiveIntegerField(default=0)
+    conversations_skipped = models.PositiveIntegerField(default=0)
+    messages_imported = models.PositiveIntegerField(default=0)
+    items_skipped = models.PositiveIntegerField(default=0)
+    report = models.JSONField(
+        default=dict, blank=True, help_text="{imported: [...], skipped: [...]}"
+    )
+    error = models.JSONField(
+        null=True, blank=True, help_text="Why the job failed, in the API's error shape."
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "chat_import_jobs"
+        verbose_name = "import job"
+        indexes = [
+            models.Index(fields=["user", "-created_at"], name="chat_import_jobs_user"),
+            # What process_imports claims: pending jobs, and running ones whose lease expired.
+            models.Index(
+                fields=["status", "lease_expires_at"],
+                name="chat_import_jobs_unfinished",
+                condition=Q(status__in=[ImportStatus.PENDING, ImportStatus.RUNNING]),
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=ImportStatus.values), name="chat_import_jobs_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(format__in=[*ImportFormat.values, ""]),
+                name="chat_import_jobs_format_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"import {self.job_id} ({self.status})"

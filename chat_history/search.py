@@ -53,8 +53,11 @@ def search_hits(*, user: User, terms: list[str]) -> QuerySet:
     with ``kind, hit_id, hit_session_id, hit_title, hit_role, hit_at``. The
     snippets are added per page by ``search_snippets``.
     """
-    messages = ChatMessage.objects.filter(session__user_id=user.pk)
-    sessions = ChatSession.objects.filter(user_id=user.pk)
+    # Every live message of every branch of the user's live sessions.
+    messages = ChatMessage.objects.filter(
+        session__user_id=user.pk, session__deleted_at__isnull=True, deleted_at__isnull=True
+    )
+    sessions = ChatSession.objects.filter(user_id=user.pk, deleted_at__isnull=True)
     if _uses_full_text_search():
         query = _tsquery(terms)
         messages = messages.annotate(document=SearchVector("content", config=SEARCH_CONFIG)).filter(

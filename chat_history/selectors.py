@@ -3,7 +3,9 @@
 An end user sees only their own sessions and messages; anything else is
 "not found", exactly like something that does not exist. A service or an
 operator (``actor.is_service``) may read every session; the permission layer
-has already checked a service token's scope. Search and stats are selectors of
+has already checked a service token's scope. What is in the trash is "not
+found" to everyone, except to its owner asking for the trash (``trash="only"``,
+or ``"include"`` for a permanent delete). Search and stats are selectors of
 their own (``chat_history.search``, ``chat_history.stats``).
 """
 
@@ -12,30 +14,57 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
+from django.db.models.expressions import RawSQL
 
-from chat_history.errors import MessageNotFoundError, SessionNotFoundError
-from chat_history.models import ChatMessage, ChatSession
+from chat_history.errors import (
+    ImportJobNotFoundError,
+    MessageNotFoundError,
+    SessionNotFoundError,
+)
+from chat_history.models import (
+    ChatMessage,
+    ChatMessageFeedback,
+    ChatMessageRevision,
+    ChatSession,
+    ImportJob,
+)
 
 if TYPE_CHECKING:
+    from users.models import User
     from users.principals import Principal
 
 EXPORT_BATCH_SIZE = 2000
+
+# Which rows a lookup finds: live ones (everyone), trashed ones only (their
+# owner's trash view), or both (their owner's permanent delete).
+Trash = Literal["exclude", "only", "include"]
+
+
+def _trash_filter(trash: Trash, actor: Principal) -> Q:
+    live = Q(deleted_at__isnull=True)
+    if trash == "exclude":
+        return live
+    if actor.is_service:  # the trash is its owner's alone
+        return live if trash == "include" else Q(pk__in=[])
+    return ~live if trash == "only" else Q()
 
 
 # --- Sessions -----------------------------------------------------------------
 
 
-def session_get(*, actor: Principal, session_id: uuid.UUID | str) -> ChatSession:
+def session_get(
+    *, actor: Principal, session_id: uuid.UUID | str, trash: Trash = "exclude"
+) -> ChatSession:
     """The session if ``actor`` may see it, else ``SessionNotFoundError`` (404)."""
     try:
         session_id = uuid.UUID(str(session_id))
     except ValueError:
         raise SessionNotFoundError() from None
-    sessions = ChatSession.objects.all()
+    sessions = ChatSession.objects.filter(_trash_filter(trash, actor))
     if not actor.is_service:
         sessions = sessions.filter(user_id=actor.pk)
     try:
@@ -50,14 +79,18 @@ def session_list(
     archived: bool | None = None,
     search: str | None = None,
     user_id: int | None = None,
+    trashed: bool = False,
 ) -> QuerySet[ChatSession]:
     """Pinned first, then newest activity first; one query per page.
 
     ``user_id`` narrows a service principal's list to one owner; end users
-    always get their own sessions only and may not pass it.
+    always get their own sessions only and may not pass it. ``trashed``: the
+    end user's trash instead, most recently deleted first.
     """
     sessions = ChatSession.objects.all()
     if actor.is_service:
+        if trashed:
+            raise ValidationError({"trashed": "Only a session's owner sees the trash."})
         if user_id is not None:
             sessions = sessions.filter(user_id=user_id)
     elif user_id is not None:
@@ -69,21 +102,66 @@ def session_list(
     if search:
         sessions = sessions.filter(title__icontains=search)
     # A list item leaves the instructions out: never read a system prompt per row.
-    return sessions.defer("instructions").order_by("-pinned", "-updated_at", "-id")
+    sessions = sessions.defer("instructions")
+    if trashed:
+        return sessions.filter(deleted_at__isnull=False).order_by("-deleted_at", "-id")
+    return sessions.filter(deleted_at__isnull=True).order_by("-pinned", "-updated_at", "-id")
+
+
+def session_iter_owned(*, user_id: int, batch_size: int = 200) -> Iterator[ChatSession]:
+    """Every session ``user_id`` owns, the trashed ones too, oldest first, read
+    ``batch_size`` at a time (keyset batches: no cursor held open during a
+    slow download). For the account archive."""
+    last_id = 0
+    while True:
+        batch = list(
+            ChatSession.objects.filter(user_id=user_id, id__gt=last_id).order_by("id")[:batch_size]
+        )
+        yield from batch
+        if len(batch) < batch_size:
+            return
+        last_id = batch[-1].id
 
 
 # --- Messages -----------------------------------------------------------------
 
 
-def message_get(*, actor: Principal, message_id: int) -> ChatMessage:
-    """The message with its session, if ``actor`` may see it, else 404."""
-    messages = ChatMessage.objects.select_related("session")
+def message_get(*, actor: Principal, message_id: int, trash: Trash = "exclude") -> ChatMessage:
+    """The message with its session, if ``actor`` may see it, else 404.
+
+    A message of a trashed session is not found, whatever ``trash`` says: the
+    session is restored first.
+    """
+    messages = ChatMessage.objects.select_related("session").filter(
+        _trash_filter(trash, actor), session__deleted_at__isnull=True
+    )
     if not actor.is_service:
         messages = messages.filter(session__user_id=actor.pk)
     try:
         return messages.get(pk=message_id)
     except ChatMessage.DoesNotExist:
         raise MessageNotFoundError() from None
+
+
+def message_siblings(*, message: ChatMessage) -> list[ChatMessage]:
+    """The live messages sharing ``message``'s parent (itself included), oldest first."""
+    siblings = list(
+        _session_messages(message.session)
+        .filter(parent_id=message.parent_id, deleted_at__isnull=True)
+        .order_by("session_id", "parent_id", "id")
+    )
+    for sibling in siblings:
+        sibling.session = message.session
+    return siblings
+
+
+def message_revisions(*, message: ChatMessage) -> list[ChatMessageRevision]:
+    """The contents ``message`` had before each edit, oldest first."""
+    return list(
+        ChatMessageRevision.objects.filter(message_id=message.pk)
+        .select_related("edited_by_user")
+        .order_by("number")
+    )
 
 
 @dataclass(frozen=True)
@@ -94,17 +172,34 @@ class HistoryPage:
 
 
 def message_history(
-    *, session: ChatSession, limit: int, before: int | None = None, after: int | None = None
+    *,
+    session: ChatSession,
+    limit: int,
+    before: int | None = None,
+    after: int | None = None,
+    leaf: int | None = None,
+    trashed: bool = False,
 ) -> HistoryPage:
-    """A keyset page of the session's messages, oldest first.
+    """A keyset page of one path of the session's tree, oldest first.
 
-    Without a cursor: the newest ``limit`` messages. ``before``: the ``limit``
-    messages just older than that id; ``after``: the ``limit`` just newer.
-    Two queries with a cursor, one without, whatever the session's length: the
-    page itself (one row more than asked, to tell whether more exist in the
-    walking direction) and an existence check on the other side of the cursor.
+    The path is the active one (ending at ``session.active_leaf_id``), or the
+    one ending at ``leaf``; ``trashed`` pages the session's trashed messages
+    instead. Trashed messages are never part of a path's page (their replies
+    are). Without a cursor: the newest ``limit`` messages; ``before``: the
+    ``limit`` just older than that id; ``after``: the ``limit`` just newer.
+
+    The active path is a flat history with one more condition (a partial
+    index holds exactly its rows), so a page costs what a flat page cost: one
+    query, two with a cursor, whatever the size of the tree. Another leaf's
+    path is walked up from the leaf by a recursive query that stops once it
+    has ``limit + 1`` messages (with ``after``: once it reaches that id).
     """
-    messages = _session_messages(session)
+    if leaf is not None and not trashed:
+        return _leaf_history(session, leaf=leaf, limit=limit, before=before, after=after)
+    if trashed:
+        messages = _session_messages(session).filter(deleted_at__isnull=False)
+    else:
+        messages = _session_messages(session).filter(on_active_path=True, deleted_at__isnull=True)
     forward, backward = ("session_id", "id"), ("-session_id", "-id")
     if after is not None:
         rows = list(messages.filter(id__gt=after).order_by(*forward)[: limit + 1])
@@ -119,9 +214,89 @@ def message_history(
         has_more_after = before is not None and _any(
             messages.filter(id__gte=before).order_by(*forward)
         )
+    return _page(session, rows, has_more_before=has_more_before, has_more_after=has_more_after)
+
+
+def _page(
+    session: ChatSession, rows: list[ChatMessage], *, has_more_before: bool, has_more_after: bool
+) -> HistoryPage:
     for message in rows:
         message.session = session  # already loaded: no query per row
     return HistoryPage(rows, has_more_before=has_more_before, has_more_after=has_more_after)
+
+
+def _leaf_history(
+    session: ChatSession, *, leaf: int, limit: int, before: int | None, after: int | None
+) -> HistoryPage:
+    """``message_history`` along the path that ends at ``leaf`` (any message of
+    the session; an unknown id is an empty path)."""
+    live = _session_messages(session).filter(deleted_at__isnull=True)
+    if after is not None:
+        # Forward from ``after``: the path is only known from its leaf down to it.
+        path = live.filter(pk__in=path_up(session=session, start=leaf, above=after))
+        rows = list(path.order_by("id")[: limit + 1])
+        has_more_after = len(rows) > limit
+        rows = rows[:limit]
+        has_more_before = after > 0 and _any(
+            live.filter(pk__in=path_up(session=session, start=after, live_rows=1))
+        )
+    else:
+        start, skip_start = (before, True) if before is not None else (leaf, False)
+        path = live.filter(
+            pk__in=path_up(session=session, start=start, live_rows=limit + 1, skip_start=skip_start)
+        )
+        rows = list(path.order_by("-id")[: limit + 1])
+        has_more_before = len(rows) > limit
+        rows = rows[:limit][::-1]
+        has_more_after = before is not None and _any(
+            live.filter(pk__in=path_up(session=session, start=leaf, above=before - 1, live_rows=1))
+        )
+    return _page(session, rows, has_more_before=has_more_before, has_more_after=has_more_after)
+
+
+def path_up(
+    *,
+    session: ChatSession,
+    start: int,
+    live_rows: int | None = None,
+    above: int | None = None,
+    skip_start: bool = False,
+) -> RawSQL:
+    """The ids of ``start`` and its ancestors, as a subquery for ``pk__in``.
+
+    The walk up the parent links stops after ``live_rows`` live messages, or
+    below the first id not greater than ``above``; ``skip_start`` leaves
+    ``start`` itself out (and uncounted). One recursive query on PostgreSQL
+    and SQLite alike; each step is a primary-key lookup.
+    """
+    no_limit = 2**62
+    return RawSQL(  # noqa: S611 - constant SQL, every value a parameter
+        _PATH_UP_SQL,
+        (
+            int(skip_start),
+            start,
+            session.pk,
+            no_limit if live_rows is None else live_rows,
+            0 if above is None else above,
+            0 if above is None else above,
+            start if skip_start else 0,
+        ),
+    )
+
+
+# Ids are positive, so 0 stands for "no bound" and "skip nothing".
+_PATH_UP_SQL = """
+    WITH RECURSIVE path(id, parent_id, live) AS (
+        SELECT m.id, m.parent_id, CASE WHEN m.deleted_at IS NULL AND %s = 0 THEN 1 ELSE 0 END
+        FROM chat_messages m
+        WHERE m.id = %s AND m.session_id = %s
+      UNION ALL
+        SELECT m.id, m.parent_id, path.live + CASE WHEN m.deleted_at IS NULL THEN 1 ELSE 0 END
+        FROM chat_messages m JOIN path ON m.id = path.parent_id
+        WHERE path.live < %s AND m.id > %s
+    )
+    SELECT id FROM path WHERE id > %s AND id <> %s
+"""
 
 
 def _session_messages(session: ChatSession) -> QuerySet[ChatMessage]:
@@ -144,20 +319,21 @@ def _any(messages: QuerySet[ChatMessage]) -> bool:
 
 
 def message_iter_all(
-    *, session: ChatSession, batch_size: int = EXPORT_BATCH_SIZE
+    *, session: ChatSession, batch_size: int = EXPORT_BATCH_SIZE, whole_tree: bool = False
 ) -> Iterator[ChatMessage]:
-    """Every message of the session, oldest first, fetched ``batch_size`` at a time.
+    """The session's messages, oldest first, fetched ``batch_size`` at a time:
+    the live messages of the active path, or with ``whole_tree`` every message
+    (all branches, the trashed ones too).
 
     Keyset batches rather than one cursor: a slow download never holds a
     database cursor or transaction open, and memory stays at one batch.
     """
+    messages = _session_messages(session)
+    if not whole_tree:
+        messages = messages.filter(on_active_path=True, deleted_at__isnull=True)
     last_id = 0
     while True:
-        batch = list(
-            _session_messages(session)
-            .filter(id__gt=last_id)
-            .order_by("session_id", "id")[:batch_size]
-        )
+        batch = list(messages.filter(id__gt=last_id).order_by("session_id", "id")[:batch_size])
         for message in batch:
             message.session = session
             yield message
@@ -165,3 +341,33 @@ def message_iter_all(
             return
         last_id = batch[-1].id
         del batch, message  # released before the next batch is read: one in memory, not two
+
+
+# --- Imports and the lossless export -----------------------------------------------
+
+
+def import_job_get(*, user: User, job_id: uuid.UUID | str) -> ImportJob:
+    """``user``'s import job, else ``ImportJobNotFoundError`` (404)."""
+    try:
+        return ImportJob.objects.get(user_id=user.pk, job_id=job_id)
+    except (ImportJob.DoesNotExist, ValidationError):
+        raise ImportJobNotFoundError() from None
+
+
+def message_revisions_by_message(*, message_ids: list[int]) -> dict[int, list[ChatMessageRevision]]:
+    """The earlier versions of each of ``message_ids``, oldest first: one query."""
+    revisions: dict[int, list[ChatMessageRevision]] = {}
+    rows = ChatMessageRevision.objects.filter(message_id__in=message_ids).order_by(
+        "message_id", "number"
+    )
+    for revision in rows:
+        revisions.setdefault(revision.message_id, []).append(revision)
+    return revisions
+
+
+def message_feedback_by_message(
+    *, session: ChatSession, message_ids: list[int]
+) -> dict[int, ChatMessageFeedback]:
+    """The session owner's rating of each of ``message_ids`` that has one: one query."""
+    rows = ChatMessageFeedback.objects.filter(message_id__in=message_ids, user_id=session.user_id)
+    return {feedback.message_id: feedback for feedback in rows}

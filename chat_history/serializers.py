@@ -17,15 +17,24 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from chat_history.models import (
     CLIENT_MESSAGE_ID_MAX_LENGTH,
+    FEEDBACK_COMMENT_MAX_LENGTH,
+    FEEDBACK_REASON_MAX_LENGTH,
+    FEEDBACK_REASONS_MAX,
     INSTRUCTIONS_MAX_LENGTH,
     STREAM_ID_MAX_LENGTH,
     TITLE_MAX_LENGTH,
     ChatMessage,
+    ChatMessageRevision,
     ChatSession,
+    ImportFormat,
+    ImportJob,
+    ImportStatus,
+    Rating,
     Role,
     validate_message_content,
     validate_message_metadata,
@@ -59,12 +68,17 @@ def message_data(message: ChatMessage) -> dict[str, Any]:
     return {
         "id": message.id,
         "session_id": str(message.session.session_id),
+        "parent_id": message.parent_id,
         "role": message.role,
         "content": message.content,
         "metadata": message.metadata,
         "client_message_id": message.client_message_id,
+        "siblings": {"index": message.sibling_index, "count": message.sibling_count},
+        "version": message.version,
+        "feedback": message.feedback,
         "created_at": iso_datetime(message.created_at),
         "updated_at": iso_datetime(message.updated_at),
+        "deleted_at": iso_datetime(message.deleted_at),
     }
 
 
@@ -86,8 +100,10 @@ def session_data(session: ChatSession) -> dict[str, Any]:
         "pinned": session.pinned,
         "message_count": session.message_count,
         "last_message": last_message,
+        "active_leaf_id": session.active_leaf_id,
         "created_at": iso_datetime(session.created_at),
         "updated_at": iso_datetime(session.updated_at),
+        "deleted_at": iso_datetime(session.deleted_at),
     }
 
 
@@ -123,6 +139,29 @@ def history_data(session: ChatSession, page: HistoryPage) -> dict[str, Any]:
     }
 
 
+def versions_data(
+    message: ChatMessage, revisions: list[ChatMessageRevision]
+) -> list[dict[str, Any]]:
+    """Every content ``message`` has had, oldest first, the current one last.
+
+    Version k was written by the edit kept in revision k - 1 (version 1 is the
+    original, ``edited_by`` null).
+    """
+    edits: list[Any] = [None, *revisions]
+    contents = [*(revision.content for revision in revisions), message.content]
+    return [
+        {
+            "version": number,
+            "content": content,
+            "created_at": iso_datetime(edit.edited_at if edit else message.created_at),
+            "edited_by": edit
+            and {"principal": edit.edited_by_label, "user_id": edit.edited_by_user_id},
+            "current": number == len(contents),
+        }
+        for number, (edit, content) in enumerate(zip(edits, contents, strict=True), start=1)
+    ]
+
+
 # --- Output (schema declarations delegating to the functions above) -----------
 
 
@@ -133,17 +172,43 @@ class _DelegatingSerializer(serializers.Serializer):
         return type(self).build(instance)
 
 
+class SiblingsSerializer(serializers.Serializer):
+    index = serializers.IntegerField(help_text="1-based, oldest first.")
+    count = serializers.IntegerField(help_text="Live messages with the same parent (1: no branch).")
+
+
+class FeedbackSerializer(serializers.Serializer):
+    rating = serializers.ChoiceField(choices=Rating.choices, help_text="1 thumbs up, -1 down.")
+    comment = serializers.CharField(allow_blank=True)
+    reasons = serializers.ListField(child=serializers.CharField())
+    updated_at = serializers.DateTimeField()
+
+
 class MessageSerializer(_DelegatingSerializer):
     build = staticmethod(message_data)
 
     id = serializers.IntegerField()
     session_id = serializers.UUIDField()
+    parent_id = serializers.IntegerField(
+        allow_null=True, help_text="The message this one follows; null for a first message."
+    )
     role = serializers.ChoiceField(choices=Role.choices)
     content = serializers.CharField()
     metadata = serializers.DictField(help_text="Free-form JSON object (tokens_used, sources...).")
     client_message_id = serializers.CharField(allow_null=True)
+    siblings = SiblingsSerializer(
+        help_text="Its place among the replies to the same parent: a switcher's 2/3. "
+        "GET messages/{id}/siblings/ lists them."
+    )
+    version = serializers.IntegerField(
+        help_text="1 + the number of content edits (GET messages/{id}/versions/)."
+    )
+    feedback = FeedbackSerializer(allow_null=True, help_text="The owner's rating, if any.")
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
+    deleted_at = serializers.DateTimeField(
+        allow_null=True, help_text="When it went to the trash; null unless listed from the trash."
+    )
 
 
 class LastMessageSerializer(serializers.Serializer):
@@ -161,10 +226,20 @@ class SessionSerializer(_DelegatingSerializer):
     title = serializers.CharField()
     archived = serializers.BooleanField()
     pinned = serializers.BooleanField()
-    message_count = serializers.IntegerField()
-    last_message = LastMessageSerializer(allow_null=True, help_text="null while empty.")
+    message_count = serializers.IntegerField(
+        help_text="Live messages in every branch (not only the active path)."
+    )
+    last_message = LastMessageSerializer(
+        allow_null=True, help_text="The newest live message of any branch; null while empty."
+    )
+    active_leaf_id = serializers.IntegerField(
+        allow_null=True, help_text="The tip of the active path; null while empty."
+    )
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
+    deleted_at = serializers.DateTimeField(
+        allow_null=True, help_text="When it went to the trash; null unless listed from the trash."
+    )
 
 
 class SessionDetailSerializer(SessionSerializer):
@@ -198,6 +273,21 @@ class HistorySerializer(serializers.Serializer):
     newest_id = serializers.IntegerField(allow_null=True)
 
 
+class EditorSerializer(serializers.Serializer):
+    principal = serializers.CharField(help_text="user:<id>, service:<token name> or admin:<id>.")
+    user_id = serializers.IntegerField(allow_null=True)
+
+
+class MessageVersionSerializer(serializers.Serializer):
+    version = serializers.IntegerField()
+    content = serializers.CharField()
+    created_at = serializers.DateTimeField(help_text="When this content was written.")
+    edited_by = EditorSerializer(
+        allow_null=True, help_text="Who wrote it by an edit; null for the original."
+    )
+    current = serializers.BooleanField()
+
+
 class SearchHitSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(
         choices=["message", "session"], help_text="A message's content or a session's title."
@@ -219,6 +309,21 @@ class StatsDaySerializer(serializers.Serializer):
     tokens_used = serializers.IntegerField()
 
 
+class FeedbackTotalsSerializer(serializers.Serializer):
+    up = serializers.IntegerField()
+    down = serializers.IntegerField()
+
+
+class ModelFeedbackSerializer(FeedbackTotalsSerializer):
+    model = serializers.CharField(
+        allow_null=True, help_text="metadata.model of the rated messages; null when absent."
+    )
+
+
+class StatsFeedbackSerializer(FeedbackTotalsSerializer):
+    by_model = ModelFeedbackSerializer(many=True, help_text="Most rated first.")
+
+
 class StatsSerializer(serializers.Serializer):
     session_count = serializers.IntegerField()
     message_count = serializers.IntegerField()
@@ -226,6 +331,7 @@ class StatsSerializer(serializers.Serializer):
         help_text="Sum of metadata.tokens_used; absent or non-numeric values count as 0."
     )
     days = StatsDaySerializer(many=True, help_text="The last 30 days (UTC), oldest first.")
+    feedback = StatsFeedbackSerializer(help_text="My ratings of messages, overall and per model.")
 
 
 # --- Input ------------------------------------------------------------------
@@ -234,6 +340,7 @@ class StatsSerializer(serializers.Serializer):
 
 SEARCH_MAX_TERMS = 8
 _WORD = re.compile(r"\w+")
+MAX_MESSAGE_ID = 2**63 - 1
 
 
 def _content_field(**kwargs) -> serializers.CharField:
@@ -274,11 +381,18 @@ class SessionUpdateInputSerializer(serializers.Serializer):
     instructions = _instructions_field()
     archived = serializers.BooleanField(required=False)
     pinned = serializers.BooleanField(required=False)
+    active_leaf_id = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_MESSAGE_ID,
+        help_text="Switch branches: any live message of the session; the active path "
+        "runs through it and on down its newest replies.",
+    )
 
     def validate(self, attrs):
         if not attrs:
             raise serializers.ValidationError(
-                "Give at least one of title, instructions, archived, pinned."
+                "Give at least one of title, instructions, archived, pinned, active_leaf_id."
             )
         return attrs
 
@@ -290,6 +404,19 @@ class SessionListQuerySerializer(serializers.Serializer):
     )
     user_id = serializers.IntegerField(
         required=False, min_value=1, help_text="Service tokens only: one owner's sessions."
+    )
+    trashed = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="My trash instead (owners only), most recently deleted first.",
+    )
+
+
+class DeleteQuerySerializer(serializers.Serializer):
+    permanent = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Delete for good at once (also from the trash) instead of moving to the trash.",
     )
 
 
@@ -308,6 +435,15 @@ class MessageCreateBodySerializer(serializers.Serializer):
         required=False,
         max_length=STREAM_ID_MAX_LENGTH,
         help_text="The stream this final message completes; kept as metadata.stream_id.",
+    )
+    parent_id = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=MAX_MESSAGE_ID,
+        help_text="Omit to follow the active path's tip. A message of the session starts a "
+        "branch beside its other replies (regenerate: the answer's parent; edit: the "
+        "question's parent); null starts a new first message.",
     )
 
 
@@ -362,9 +498,6 @@ class MessageUpdateInputSerializer(serializers.Serializer):
         return attrs
 
 
-MAX_MESSAGE_ID = 2**63 - 1
-
-
 class HistoryQuerySerializer(serializers.Serializer):
     before = serializers.IntegerField(
         required=False, min_value=0, max_value=MAX_MESSAGE_ID, help_text="A message id."
@@ -378,16 +511,56 @@ class HistoryQuerySerializer(serializers.Serializer):
     limit = serializers.IntegerField(
         required=False, min_value=1, help_text="Capped at the server's maximum."
     )
+    leaf = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_MESSAGE_ID,
+        help_text="Page the path ending at this message instead of the active path.",
+    )
+    trashed = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Page the session's trashed messages instead (owners only).",
+    )
     format = serializers.ChoiceField(choices=["json", "openai"], required=False, default="json")
 
     def validate(self, attrs):
         if "before" in attrs and "after" in attrs:
             raise serializers.ValidationError("Use either before or after, not both.")
+        if "leaf" in attrs and attrs["trashed"]:
+            raise serializers.ValidationError("Use either leaf or trashed, not both.")
         return attrs
 
 
+class FeedbackInputSerializer(serializers.Serializer):
+    rating = serializers.IntegerField(
+        min_value=Rating.DOWN, max_value=Rating.UP, help_text="1 thumbs up, -1 thumbs down."
+    )
+    comment = serializers.CharField(
+        required=False, allow_blank=True, max_length=FEEDBACK_COMMENT_MAX_LENGTH
+    )
+    reasons = serializers.ListField(
+        child=serializers.CharField(max_length=FEEDBACK_REASON_MAX_LENGTH),
+        required=False,
+        max_length=FEEDBACK_REASONS_MAX,
+        help_text='Short tags, e.g. ["inaccurate", "too long"].',
+    )
+
+    def validate_rating(self, value: int) -> int:
+        if value not in Rating.values:
+            raise serializers.ValidationError("Must be 1 or -1.")
+        return value
+
+
 class ExportQuerySerializer(serializers.Serializer):
-    format = serializers.ChoiceField(choices=["json", "markdown"], required=False, default="json")
+    format = serializers.ChoiceField(
+        choices=["json", "markdown", "lossless", "openai"],
+        required=False,
+        default="json",
+        help_text="json: the active path; markdown: a transcript of it; lossless: the whole "
+        "tree, versioned (docs/export-format.md), importable; openai: the active path as "
+        '{"messages": [{role, content}]} with the instructions first.',
+    )
 
 
 class SearchQuerySerializer(serializers.Serializer):
@@ -402,3 +575,126 @@ class SearchQuerySerializer(serializers.Serializer):
         if not terms:
             raise serializers.ValidationError("Search for at least one word.")
         return terms
+
+
+# --- Imports ----------------------------------------------------------------------
+# The job of POST /import/ and GET /imports/{job_id}/, built by ``import_job_data``.
+
+
+class ImportInputSerializer(serializers.Serializer):
+    file = serializers.FileField(
+        help_text="A JSON file: this service's lossless export (one conversation or a list), "
+        "a ChatGPT conversations.json, or an Open WebUI chat export; at most "
+        "CHAT_IMPORT_MAX_UPLOAD_SIZE bytes (50 MiB by default)."
+    )
+    format = serializers.ChoiceField(
+        choices=ImportFormat.choices,
+        required=False,
+        help_text="The file's format; detected from its content when absent.",
+    )
+
+
+def import_job_data(job: ImportJob) -> dict[str, Any]:
+    return {
+        "job_id": str(job.job_id),
+        "status": job.status,
+        "format": job.format or None,
+        "filename": job.filename,
+        "size": job.file_size,
+        "progress": {"done": job.conversations_done, "total": job.conversations_total},
+        "counts": {
+            "sessions_imported": job.sessions_imported,
+            "messages_imported": job.messages_imported,
+            "conversations_skipped": job.conversations_skipped,
+            "items_skipped": job.items_skipped,
+        },
+        "report": {
+            "imported": job.report.get("imported", []),
+            "skipped": job.report.get("skipped", []),
+        },
+        "error": job.error,
+        "created_at": iso_datetime(job.created_at),
+        "started_at": iso_datetime(job.started_at),
+        "finished_at": iso_datetime(job.finished_at),
+    }
+
+
+class ImportProgressSerializer(serializers.Serializer):
+    done = serializers.IntegerField(help_text="Conversations handled so far.")
+    total = serializers.IntegerField(help_text="Conversations in the file (0 until it is read).")
+
+
+class ImportCountsSerializer(serializers.Serializer):
+    sessions_imported = serializers.IntegerField()
+    messages_imported = serializers.IntegerField()
+    conversations_skipped = serializers.IntegerField(
+        help_text="Already imported, repeated in the file, or with nothing to import."
+    )
+    items_skipped = serializers.IntegerField(
+        help_text="Every entry of report.skipped, including those left out of the list."
+    )
+
+
+class ImportedSessionSerializer(serializers.Serializer):
+    session_id = serializers.UUIDField()
+    source_id = serializers.CharField(help_text="The conversation's id in the file.")
+    title = serializers.CharField()
+    message_count = serializers.IntegerField(help_text="Messages written (all branches).")
+
+
+class ImportSkippedSerializer(serializers.Serializer):
+    source_id = serializers.CharField()
+    title = serializers.CharField()
+    item = serializers.CharField(
+        allow_null=True, help_text="The message's id in the file; null: the whole conversation."
+    )
+    reason = serializers.CharField()
+
+
+class ImportReportSerializer(serializers.Serializer):
+    imported = ImportedSessionSerializer(many=True)
+    skipped = ImportSkippedSerializer(
+        many=True, help_text="What was not imported, and why (the first 1,000 entries)."
+    )
+
+
+class ImportJobErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    code = serializers.CharField(
+        help_text="invalid (the file; see errors), import_interrupted, server_error..."
+    )
+    # A declared field (the metaclass takes it), not Serializer.errors.
+    errors = serializers.DictField(  # type: ignore[assignment]
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="Messages by their place in the file, e.g. `[2].mapping.<node id>.parent`.",
+    )
+
+
+# Named components of their own: drf-spectacular would otherwise name every
+# choice set of a field called "status" alike (documents, health) and warn.
+@extend_schema_field(
+    {"type": "string", "enum": list(ImportStatus.values)}, component_name="ImportJobStatus"
+)
+class ImportJobStatusField(serializers.ChoiceField):
+    def __init__(self, **kwargs):
+        super().__init__(choices=ImportStatus.choices, **kwargs)
+
+
+class ImportJobSerializer(_DelegatingSerializer):
+    build = staticmethod(import_job_data)
+
+    job_id = serializers.UUIDField()
+    status = ImportJobStatusField()
+    format = serializers.ChoiceField(
+        choices=ImportFormat.choices, allow_null=True, help_text="null until detected."
+    )
+    filename = serializers.CharField()
+    size = serializers.IntegerField(help_text="Bytes.")
+    progress = ImportProgressSerializer()
+    counts = ImportCountsSerializer()
+    report = ImportReportSerializer()
+    error = ImportJobErrorSerializer(allow_null=True, help_text="Why the job failed.")
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)

@@ -6,11 +6,12 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Count, F, FloatField, Func, Sum
+from django.db.models import Count, F, FloatField, Func, Q, Sum
+from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from chat_history.models import ChatMessage, ChatSession
+from chat_history.models import ChatMessage, ChatMessageFeedback, ChatSession, Rating
 
 if TYPE_CHECKING:
     from users.models import User
@@ -58,15 +59,18 @@ def _whole(value: float | Decimal | None) -> int:
 def chat_stats(*, user: User, days: int = STATS_DAYS, today: date | None = None) -> dict[str, Any]:
     """Session count, message count and tokens used, overall and per day (UTC days).
 
-    Four queries: session totals come from the maintained counters, tokens
+    Five queries: session totals come from the maintained counters, tokens
     from one scan of the user's messages, then one grouped query each for the
-    per-day messages and sessions.
+    per-day messages and sessions, and one for the feedback per model. What is
+    in the trash does not count.
     """
     today = today or timezone.localdate()
     first_day = today - timedelta(days=days - 1)
     since = timezone.make_aware(datetime.combine(first_day, datetime.min.time()))
-    sessions = ChatSession.objects.filter(user_id=user.pk)
-    messages = ChatMessage.objects.filter(session__user_id=user.pk)
+    sessions = ChatSession.objects.filter(user_id=user.pk, deleted_at__isnull=True)
+    messages = ChatMessage.objects.filter(
+        session__user_id=user.pk, session__deleted_at__isnull=True, deleted_at__isnull=True
+    )
     tokens = JSONNumber("metadata", "tokens_used")
 
     totals = sessions.aggregate(sessions=Count("id"), messages=Sum("message_count"))
@@ -104,4 +108,33 @@ def chat_stats(*, user: User, days: int = STATS_DAYS, today: date | None = None)
         "message_count": totals["messages"] or 0,
         "tokens_used": _whole(tokens_total),
         "days": per_day,
+        "feedback": _feedback_totals(user),
+    }
+
+
+def _feedback_totals(user: User) -> dict[str, Any]:
+    """The user's ratings of live messages: thumbs up and down, overall and per
+    ``metadata.model`` of the rated message (most rated first)."""
+    rows = (
+        ChatMessageFeedback.objects.filter(
+            user_id=user.pk,
+            message__deleted_at__isnull=True,
+            message__session__deleted_at__isnull=True,
+        )
+        .annotate(model=KeyTextTransform("model", "message__metadata"))
+        .values("model")
+        .annotate(
+            up=Count("id", filter=Q(rating=Rating.UP)),
+            down=Count("id", filter=Q(rating=Rating.DOWN)),
+        )
+        .order_by()
+    )
+    by_model = sorted(
+        ({"model": row["model"], "up": row["up"], "down": row["down"]} for row in rows),
+        key=lambda row: (-(row["up"] + row["down"]), row["model"] or ""),
+    )
+    return {
+        "up": sum(row["up"] for row in by_model),
+        "down": sum(row["down"] for row in by_model),
+        "by_model": by_model,
     }

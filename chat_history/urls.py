@@ -2,6 +2,7 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from chat_history.views import (
+    ChatImportViewSet,
     ChatMessageViewSet,
     ChatSearchViewSet,
     ChatSessionViewSet,
@@ -19,5 +20,11 @@ router.register("messages", ChatMessageViewSet, basename="message")
 urlpatterns = [
     path("search/", ChatSearchViewSet.as_view({"get": "list"}), name="search"),
     path("stats/", ChatStatsViewSet.as_view({"get": "summary"}), name="stats"),
+    path("import/", ChatImportViewSet.as_view({"post": "create"}), name="import"),
+    path(
+        "imports/<uuid:job_id>/",
+        ChatImportViewSet.as_view({"get": "retrieve"}),
+        name="import-detail",
+    ),
     *router.urls,
 ]

@@ -17,21 +17,28 @@ from drf_spectacular.utils import (
     PolymorphicProxySerializer,
     extend_schema,
 )
-from rest_framework import serializers, status, viewsets
+from rest_framework import parsers, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 
-from chat_history import search, selectors, services, stats
+from chat_history import imports, search, selectors, services, stats
+from chat_history.errors import ImportFileTooLargeError
 from chat_history.exports import EXPORTERS, streaming_content
+from chat_history.models import ImportStatus
 from chat_history.serializers import (
+    DeleteQuerySerializer,
     ExportQuerySerializer,
+    FeedbackInputSerializer,
     HistoryQuerySerializer,
     HistorySerializer,
+    ImportInputSerializer,
+    ImportJobSerializer,
     MessageCreateBodySerializer,
     MessageCreateInputSerializer,
     MessageSerializer,
     MessageUpdateInputSerializer,
+    MessageVersionSerializer,
     OpenAIMessageSerializer,
     SearchHitSerializer,
     SearchQuerySerializer,
@@ -44,10 +51,12 @@ from chat_history.serializers import (
     StreamAcceptedSerializer,
     StreamInputSerializer,
     history_data,
+    import_job_data,
     message_data,
     openai_messages_data,
     session_data,
     session_detail_data,
+    versions_data,
 )
 from core.pagination import page_of
 from core.permissions import EndUserOnly, EndUserOrScopedService, ScopedServiceOnly
@@ -106,6 +115,7 @@ def _create_message(request, *, session_id, data: dict) -> Response:
         metadata=data.get("metadata"),
         client_message_id=_idempotency_key(request, data),
         stream_id=data.get("stream_id"),
+        parent_id=data.get("parent_id", services.APPEND),
     )
     return Response(
         message_data(message), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
@@ -170,16 +180,39 @@ class ChatSessionViewSet(viewsets.GenericViewSet):
         session = services.chat_session_update(actor=request.user, session=session, **data)
         return Response(session_detail_data(session))
 
-    @extend_schema(summary="Delete a session and its messages", responses={204: _NO_CONTENT})
+    @extend_schema(
+        summary="Move a session to the trash (or delete it for good)",
+        description="A trashed session is hidden everywhere (lists, search, stats, sockets) "
+        f"until restored, and purged after {settings.CHAT_TRASH_RETENTION_DAYS} days. "
+        "`?permanent=true` deletes it and its messages at once, from the trash too.",
+        parameters=[DeleteQuerySerializer],
+        responses={204: _NO_CONTENT},
+    )
     def destroy(self, request, session_id):
-        session = selectors.session_get(actor=request.user, session_id=session_id)
-        services.chat_session_delete(actor=request.user, session=session)
+        permanent = validated_query(DeleteQuerySerializer, request.query_params)["permanent"]
+        session = selectors.session_get(
+            actor=request.user, session_id=session_id, trash="include" if permanent else "exclude"
+        )
+        services.chat_session_delete(actor=request.user, session=session, permanent=permanent)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        summary="Take a session out of the trash (owner only)",
+        request=None,
+        responses=SessionDetailSerializer,
+    )
+    @action(detail=True, methods=["post"], permission_classes=[EndUserOnly])
+    def restore(self, request, session_id):
+        session = selectors.session_get(actor=request.user, session_id=session_id, trash="only")
+        session = services.chat_session_restore(actor=request.user, session=session)
+        return Response(session_detail_data(session))
 
     @extend_schema(
         summary="A page of the session's messages (keyset pagination)",
         description=(
-            "Oldest first. Without a cursor: the newest `limit` messages (default "
+            "The active path of the session's message tree, oldest first (`?leaf=<id>`: the "
+            "path ending at that message; `?trashed=true`: the session's trashed messages). "
+            "Without a cursor: the newest `limit` messages (default "
             f"{settings.CHAT_HISTORY_DEFAULT_LIMIT}, at most {settings.CHAT_HISTORY_MAX_LIMIT}). "
             "`?before=<oldest_id>` walks back, `?after=<newest_id>` forward. "
             "`?format=openai` returns just `[{role, content}]` for an LLM prompt."
@@ -200,8 +233,15 @@ class ChatSessionViewSet(viewsets.GenericViewSet):
             params.get("limit", settings.CHAT_HISTORY_DEFAULT_LIMIT),
             settings.CHAT_HISTORY_MAX_LIMIT,
         )
+        if params["trashed"] and request.user.is_service:
+            raise ValidationError({"trashed": "Only a session's owner sees the trash."})
         page = selectors.message_history(
-            session=session, limit=limit, before=params.get("before"), after=params.get("after")
+            session=session,
+            limit=limit,
+            before=params.get("before"),
+            after=params.get("after"),
+            leaf=params.get("leaf"),
+            trashed=params["trashed"],
         )
         if params["format"] == "openai":
             return Response(openai_messages_data(session, page))
@@ -243,10 +283,20 @@ class ChatSessionViewSet(viewsets.GenericViewSet):
 
     @extend_schema(
         summary="Download the whole conversation",
+        description=(
+            "`json` (default): `{session, messages}`, the active path; `markdown`: a "
+            "transcript of it; `lossless`: the versioned format `POST /import/` reads back "
+            '(`{"format": "chatbot.conversation", "version": 1, session, messages}`: every '
+            "branch, trashed messages, earlier versions, metadata, feedback; see "
+            'docs/export-format.md); `openai`: the active path as `{"messages": [{role, '
+            "content}]}`, the instructions first as the system message (a chat-completions "
+            "body, and a line of a fine-tuning JSONL file)."
+        ),
         parameters=[ExportQuerySerializer],
         responses={
             (200, "application/json"): OpenApiResponse(
-                OpenApiTypes.OBJECT, description="{session, messages: [...]} as an attachment."
+                OpenApiTypes.OBJECT,
+                description="json, lossless or openai, as an attachment.",
             ),
             (200, "text/markdown"): OpenApiResponse(
                 OpenApiTypes.STR, description="A Markdown transcript as an attachment."
@@ -257,12 +307,13 @@ class ChatSessionViewSet(viewsets.GenericViewSet):
     def export(self, request, session_id):
         params = validated_query(ExportQuerySerializer, request.query_params)
         session = selectors.session_get(actor=request.user, session_id=session_id)
-        render, content_type, extension = EXPORTERS[params["format"]]
-        chunks = render(session, selectors.message_iter_all(session=session))
+        exporter = EXPORTERS[params["format"]]
+        messages = selectors.message_iter_all(session=session, whole_tree=exporter.whole_tree)
         response = StreamingHttpResponse(
-            streaming_content(chunks, request=request._request), content_type=content_type
+            streaming_content(exporter.render(session, messages), request=request._request),
+            content_type=exporter.content_type,
         )
-        filename = f"chat-{session.session_id}.{extension}"
+        filename = f"chat-{session.session_id}.{exporter.extension}"
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response
 
@@ -274,6 +325,8 @@ class ChatMessageViewSet(viewsets.GenericViewSet):
     permission_classes = [EndUserOrScopedService]
     service_scopes = {
         "retrieve": READ,
+        "siblings": READ,
+        "versions": READ,
         "create": WRITE,
         "partial_update": EDIT,
         "destroy": WRITE,
@@ -315,11 +368,75 @@ class ChatMessageViewSet(viewsets.GenericViewSet):
         message = services.chat_message_update(actor=request.user, message=message, **data)
         return Response(message_data(message))
 
-    @extend_schema(summary="Delete a message", responses={204: _NO_CONTENT})
+    @extend_schema(
+        summary="Move a message to the trash (or delete it for good)",
+        description="A trashed message leaves every page, search and stat; its replies "
+        "stay on their path. `?permanent=true` deletes it at once (from the trash too), "
+        "handing its replies to its parent.",
+        parameters=[DeleteQuerySerializer],
+        responses={204: _NO_CONTENT},
+    )
     def destroy(self, request, message_id):
-        message = selectors.message_get(actor=request.user, message_id=message_id)
-        services.chat_message_delete(actor=request.user, message=message)
+        permanent = validated_query(DeleteQuerySerializer, request.query_params)["permanent"]
+        message = selectors.message_get(
+            actor=request.user, message_id=message_id, trash="include" if permanent else "exclude"
+        )
+        services.chat_message_delete(actor=request.user, message=message, permanent=permanent)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        summary="Take a message out of the trash (owner only)",
+        request=None,
+        responses=MessageSerializer,
+    )
+    @action(detail=True, methods=["post"], permission_classes=[EndUserOnly])
+    def restore(self, request, message_id):
+        message = selectors.message_get(actor=request.user, message_id=message_id, trash="only")
+        message = services.chat_message_restore(actor=request.user, message=message)
+        return Response(message_data(message))
+
+    @extend_schema(
+        summary="The message and its siblings (the replies to the same parent)",
+        description="Oldest first: what a 2/3 branch switcher steps through. Switch with "
+        "`PATCH sessions/{session_id}/ {active_leaf_id}`.",
+        responses=MessageSerializer(many=True),
+    )
+    @action(detail=True, methods=["get"], pagination_class=None)
+    def siblings(self, request, message_id):
+        message = selectors.message_get(actor=request.user, message_id=message_id)
+        return Response([message_data(m) for m in selectors.message_siblings(message=message)])
+
+    @extend_schema(
+        summary="Every content the message has had (edits), the current one last",
+        responses=MessageVersionSerializer(many=True),
+    )
+    @action(detail=True, methods=["get"], pagination_class=None)
+    def versions(self, request, message_id):
+        message = selectors.message_get(actor=request.user, message_id=message_id)
+        revisions = selectors.message_revisions(message=message)
+        return Response(versions_data(message, revisions))
+
+    @extend_schema(
+        summary="Rate a message (owner only; replaces an earlier rating)",
+        request=FeedbackInputSerializer,
+        responses=MessageSerializer,
+    )
+    @action(detail=True, methods=["put"], permission_classes=[EndUserOnly])
+    def feedback(self, request, message_id):
+        data = validated(FeedbackInputSerializer, request.data)
+        message = selectors.message_get(actor=request.user, message_id=message_id)
+        message = services.chat_message_feedback_set(actor=request.user, message=message, **data)
+        return Response(message_data(message))
+
+    @extend_schema(
+        summary="Remove my rating of a message",
+        responses={200: MessageSerializer, 404: error_response("No such message, or no rating.")},
+    )
+    @feedback.mapping.delete
+    def delete_feedback(self, request, message_id):
+        message = selectors.message_get(actor=request.user, message_id=message_id)
+        message = services.chat_message_feedback_delete(actor=request.user, message=message)
+        return Response(message_data(message))
 
 
 @extend_schema(tags=["chat history"])
@@ -351,3 +468,85 @@ class ChatStatsViewSet(viewsets.ViewSet):
     @extend_schema(summary="My chat usage, overall and per day", responses=StatsSerializer)
     def summary(self, request):
         return Response(StatsSerializer(stats.chat_stats(user=request.user)).data)
+
+
+# --- Imports ------------------------------------------------------------------------
+
+# Room for the multipart framing around the file (boundaries, part headers).
+_MULTIPART_ALLOWANCE = 64 * 1024
+
+
+class ImportUploadParser(parsers.MultiPartParser):
+    """multipart/form-data; a body declared larger than the import limit is
+    refused (413) before it is read."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        request = (parser_context or {}).get("request")
+        declared = request.META.get("CONTENT_LENGTH") if request is not None else None
+        limit = settings.CHAT_IMPORT_MAX_UPLOAD_SIZE
+        if declared and declared.isdigit() and int(declared) > limit + _MULTIPART_ALLOWANCE:
+            raise ImportFileTooLargeError(max_size=limit)
+        return super().parse(stream, media_type, parser_context)
+
+
+_IMPORT_TOO_LARGE = error_response(
+    "`file_too_large`: over CHAT_IMPORT_MAX_UPLOAD_SIZE (`max_size`, in bytes), "
+    "or `payload_too_large`: a body larger than any route accepts.",
+    component="FileTooLargeError",
+    max_size=serializers.IntegerField(required=False),
+)
+
+
+@extend_schema(tags=["chat history"])
+class ChatImportViewSet(viewsets.GenericViewSet):
+    """Bringing conversations in from a file: this service's lossless export,
+    ChatGPT's conversations.json or an Open WebUI export. User accounts only."""
+
+    permission_classes = [EndUserOnly]
+    parser_classes = [ImportUploadParser]
+    throttle_classes = [WriteThrottle]
+    write_throttles = {"create": "uploads"}
+    lookup_url_kwarg = "job_id"
+    lookup_value_converter = "uuid"
+
+    @extend_schema(
+        summary="Import conversations from a file",
+        description=(
+            "multipart/form-data with one `file` part (and optionally `format`). The whole "
+            "file is checked first: a file that is not a valid export is a 400 naming each "
+            "problem by its place in the file (`errors`), and nothing is imported. Each "
+            "conversation becomes a session with its branches, the active branch as it was "
+            "shown; what cannot be imported (tool calls, hidden system messages, images) is "
+            "skipped and listed in `report.skipped`. A conversation imported before (same "
+            "source id) is skipped, so importing a file again, or a later export that "
+            "overlaps it, adds only what is new. Files up to CHAT_IMPORT_INLINE_MAX_SIZE "
+            "are imported at once (201, the finished job); larger ones in the background "
+            "(202, a pending job: poll `GET imports/{job_id}/`)."
+        ),
+        request={"multipart/form-data": ImportInputSerializer},
+        responses={
+            201: OpenApiResponse(ImportJobSerializer, description="Imported: the finished job."),
+            202: OpenApiResponse(
+                ImportJobSerializer, description="Accepted: the job runs in the background."
+            ),
+            413: _IMPORT_TOO_LARGE,
+        },
+    )
+    def create(self, request):
+        data = validated(ImportInputSerializer, request.data)
+        job = imports.chat_import_start(
+            user=request.user, file=data["file"], format=data.get("format")
+        )
+        finished = job.status in (ImportStatus.SUCCEEDED, ImportStatus.FAILED)
+        return Response(
+            import_job_data(job),
+            status=status.HTTP_201_CREATED if finished else status.HTTP_202_ACCEPTED,
+        )
+
+    @extend_schema(
+        summary="An import job: its progress, then its report",
+        responses=ImportJobSerializer,
+    )
+    def retrieve(self, request, job_id):
+        job = selectors.import_job_get(user=request.user, job_id=job_id)
+        return Response(import_job_data(job))

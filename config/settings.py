@@ -279,6 +279,8 @@ REST_FRAMEWORK = {
         "login_account": env.get_str("THROTTLE_LOGIN_ACCOUNT", "5/min"),
         "login_account_total": env.get_str("THROTTLE_LOGIN_ACCOUNT_TOTAL", "30/min"),
         "register": env.get_str("THROTTLE_REGISTER", "10/hour"),
+        "account_export": env.get_str("THROTTLE_ACCOUNT_EXPORT", "5/hour"),
+        "account_erase": env.get_str("THROTTLE_ACCOUNT_ERASE", "10/hour"),
         # Writes, per user (core.throttles.WriteThrottle), and per service token.
         "messages": env.get_str("THROTTLE_MESSAGES", "40/min"),
         "uploads": env.get_str("THROTTLE_UPLOADS", "60/hour"),
@@ -395,6 +397,18 @@ CHAT_HISTORY_MAX_LIMIT = env.get_int("CHAT_HISTORY_MAX_LIMIT", 500, minimum=1)
 # Deleted sessions and messages stay in the trash this long; then
 # `manage.py purge_trash` (run it from cron) removes them for good.
 CHAT_TRASH_RETENTION_DAYS = env.get_int("CHAT_TRASH_RETENTION_DAYS", 30, minimum=0)
+# Imports (POST /api/chat-history/import/): the largest file accepted; files up
+# to CHAT_IMPORT_INLINE_MAX_SIZE are imported within the request, larger ones
+# by a background job (a thread, and `manage.py process_imports` from cron to
+# take up jobs whose process died: a lease of CHAT_IMPORT_LEASE_SECONDS).
+CHAT_IMPORT_MAX_UPLOAD_SIZE = env.get_int(
+    "CHAT_IMPORT_MAX_UPLOAD_SIZE", 50 * 1024 * 1024, minimum=1
+)
+CHAT_IMPORT_INLINE_MAX_SIZE = env.get_int("CHAT_IMPORT_INLINE_MAX_SIZE", 1024 * 1024, minimum=0)
+CHAT_IMPORT_LEASE_SECONDS = env.get_int("CHAT_IMPORT_LEASE_SECONDS", 300, minimum=1)
+CHAT_IMPORT_MAX_ATTEMPTS = env.get_int("CHAT_IMPORT_MAX_ATTEMPTS", 3, minimum=1)
+# False leaves background jobs to `manage.py process_imports` alone.
+CHAT_IMPORT_THREAD = env.get_bool("CHAT_IMPORT_THREAD", default=True)
 
 # --- Benchmarks ---------------------------------------------------------------
 # Adds /api/bench/ceiling/ (a plain Django JSON view, no auth) for `make bench`
@@ -411,7 +425,10 @@ DOCUMENT_QDRANT_COLLECTION = env.get_str("DOCUMENT_QDRANT_COLLECTION", "document
 
 # The largest body any route accepts (an upload plus multipart framing); under
 # ASGI anything larger is refused before Django buffers it (config.asgi_limits).
-REQUEST_MAX_BODY_SIZE = max(DOCUMENT_MAX_UPLOAD_SIZE, DATA_UPLOAD_MAX_MEMORY_SIZE) + 1024 * 1024
+REQUEST_MAX_BODY_SIZE = (
+    max(DOCUMENT_MAX_UPLOAD_SIZE, CHAT_IMPORT_MAX_UPLOAD_SIZE, DATA_UPLOAD_MAX_MEMORY_SIZE)
+    + 1024 * 1024
+)
 
 # --- Logging ----------------------------------------------------------------
 LOG_LEVEL = env.get_str("LOG_LEVEL", "INFO").upper()

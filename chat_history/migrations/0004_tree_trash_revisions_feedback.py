@@ -63,7 +63,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='chatmessage',
             name='on_active_path',
-            field=models.BooleanField(default=True, editable=False),
+            field=models.BooleanField(db_default=True, default=True, editable=False),
         ),
         migrations.AddField(
             model_name='chatmessage',
@@ -73,17 +73,17 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='chatmessage',
             name='sibling_count',
-            field=models.PositiveIntegerField(default=1, editable=False),
+            field=models.PositiveIntegerField(db_default=1, default=1, editable=False),
         ),
         migrations.AddField(
             model_name='chatmessage',
             name='sibling_index',
-            field=models.PositiveIntegerField(default=1, editable=False),
+            field=models.PositiveIntegerField(db_default=1, default=1, editable=False),
         ),
         migrations.AddField(
             model_name='chatmessage',
             name='version',
-            field=models.PositiveIntegerField(default=1, editable=False, help_text='1 + the number of content edits.'),
+            field=models.PositiveIntegerField(db_default=1, default=1, editable=False, help_text='1 + the number of content edits.'),
         ),
         migrations.AddField(
             model_name='chatsession',

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import factory
 from django.db.models import Max
@@ -8,7 +8,13 @@ from django.utils import timezone
 from factory.django import DjangoModelFactory
 
 from chat_history import services
-from chat_history.models import ChatMessage, ChatSession, Role
+from chat_history.models import (
+    ChatMessage,
+    ChatMessageFeedback,
+    ChatMessageRevision,
+    ChatSession,
+    Role,
+)
 from users.tests.factories import UserFactory
 
 
@@ -41,8 +47,10 @@ def add_messages(
     metadata: dict | None = None,
     created_at: datetime | None = None,
 ) -> list[ChatMessage]:
-    """``count`` messages in one bulk insert, then the session's counters set
-    by the service that keeps them (fast enough for long histories)."""
+    """``count`` messages in one bulk insert, chained after the session's
+    active leaf (a flat history), then the session's counters set by the
+    service that keeps them (fast enough for long histories)."""
+    session.refresh_from_db(fields=["active_leaf_id"])
     messages = ChatMessage.objects.bulk_create(
         ChatMessage(
             session=session,
@@ -52,6 +60,10 @@ def add_messages(
         )
         for n in range(count)
     )
+    parent_id = session.active_leaf_id
+    for message in messages:
+        message.parent_id, parent_id = parent_id, message.pk
+    ChatMessage.objects.bulk_update(messages, ["parent"], batch_size=1000)
     if created_at is not None:
         ChatMessage.objects.filter(pk__in=[m.pk for m in messages]).update(created_at=created_at)
     services.chat_session_counters_refresh(sessions=ChatSession.objects.filter(pk=session.pk))
@@ -66,3 +78,82 @@ def max_message_id() -> int:
 
 def days_ago(days: int) -> datetime:
     return timezone.now() - timedelta(days=days)
+
+
+# --- A conversation using everything the lossless export carries (imports, exports) ---
+
+_TREE_TIME = datetime(2025, 3, 1, 9, 30, 0, 123456, tzinfo=UTC)
+
+
+def conversation_tree(user) -> ChatSession:
+    """A session using everything the format carries: branches, a trashed
+    message, two earlier versions (one by the owner, one by a service),
+    feedback, metadata, an idempotency key, instructions, archived and pinned."""
+    session = ChatSessionFactory(
+        user=user, title="Round trip", instructions="Be brief.", archived=True, pinned=True
+    )
+
+    def add(parent, role, content, n, **fields):
+        message = ChatMessage.objects.create(
+            session=session, parent=parent, role=role, content=content, **fields
+        )
+        at = _TREE_TIME + timedelta(minutes=n)
+        ChatMessage.objects.filter(pk=message.pk).update(
+            created_at=at, updated_at=at + timedelta(seconds=n)
+        )
+        return message
+
+    question = add(None, "user", "첫 질문", 0, metadata={"lang": "ko"}, client_message_id="c-1")
+    first = add(
+        question,
+        "assistant",
+        "first answer",
+        1,
+        on_active_path=False,
+        sibling_index=1,
+        sibling_count=2,
+        metadata={"model": "gpt-4o", "tokens_used": 12},
+    )
+    second = add(question, "assistant", "regenerated answer", 2, sibling_index=2, sibling_count=2)
+    add(first, "user", "a follow-up, trashed", 3, on_active_path=False, deleted_at=_TREE_TIME)
+    edited = add(second, "user", "edited twice", 4, version=3)
+    for number, (content, by_owner) in enumerate([("v1", True), ("v2", False)], start=1):
+        revision = ChatMessageRevision.objects.create(
+            session=session,
+            message=edited,
+            number=number,
+            content=content,
+            written_at=_TREE_TIME + timedelta(minutes=4 + number),
+            edited_by_user=user if by_owner else None,
+            edited_by_label=f"user:{user.pk}" if by_owner else "service:langgraph",
+        )
+        ChatMessageRevision.objects.filter(pk=revision.pk).update(
+            edited_at=_TREE_TIME + timedelta(minutes=5 + number)
+        )
+    feedback = ChatMessageFeedback.objects.create(
+        session=session,
+        message=second,
+        user=user,
+        rating=-1,
+        comment="too long",
+        reasons=["verbose"],
+    )
+    ChatMessageFeedback.objects.filter(pk=feedback.pk).update(
+        created_at=_TREE_TIME + timedelta(hours=1), updated_at=_TREE_TIME + timedelta(hours=2)
+    )
+    ChatMessage.objects.filter(pk=second.pk).update(
+        feedback={
+            "rating": -1,
+            "comment": "too long",
+            "reasons": ["verbose"],
+            "updated_at": "2025-03-01T11:30:00.123456Z",
+        }
+    )
+    services.chat_session_counters_refresh(sessions=ChatSession.objects.filter(pk=session.pk))
+    ChatSession.objects.filter(pk=session.pk).update(
+        active_leaf_id=edited.pk,
+        created_at=_TREE_TIME - timedelta(days=1),
+        updated_at=_TREE_TIME + timedelta(days=1),
+    )
+    session.refresh_from_db()
+    return session

@@ -7,6 +7,7 @@ import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from chat_history import services
 from chat_history.events import session_group
 from chat_history.models import ChatMessage, ChatSession, Role
 from chat_history.serializers import message_data, session_data
@@ -23,18 +24,25 @@ SESSION_KEYS = {
     "pinned",
     "message_count",
     "last_message",
+    "active_leaf_id",
     "created_at",
     "updated_at",
+    "deleted_at",
 }
 MESSAGE_KEYS = {
     "id",
     "session_id",
+    "parent_id",
     "role",
     "content",
     "metadata",
     "client_message_id",
+    "siblings",
+    "version",
+    "feedback",
     "created_at",
     "updated_at",
+    "deleted_at",
 }
 
 
@@ -422,27 +430,43 @@ def test_service_with_both_scopes_patches_and_deletes_any_session(make_service_c
     assert session.pinned is True
 
     assert writer.delete(session_url(session)).status_code == 204
-    assert not ChatSession.objects.exists()
+    session.refresh_from_db()
+    assert session.deleted_at is not None  # in the owner's trash
+    assert writer.delete(session_url(session)).status_code == 404
 
 
-def test_delete_session_removes_its_messages(
+def test_delete_session_moves_it_to_the_trash(
     auth_client, session, user, published, django_capture_on_commit_callbacks
 ):
     add_messages(session, 5)
-    kept = add_messages(ChatSessionFactory(user=user), 1)
 
     with django_capture_on_commit_callbacks(execute=True):
         response = auth_client.delete(session_url(session))
 
     assert response.status_code == 204
-    assert not ChatSession.objects.filter(pk=session.pk).exists()
-    assert list(ChatMessage.objects.all()) == kept
+    session.refresh_from_db()
+    assert session.deleted_at is not None
+    assert ChatMessage.objects.filter(session=session).count() == 5
     deleted = {"type": "session.deleted", "session_id": str(session.session_id)}
     assert published == [
         (user_group(user.pk), deleted),
         (session_group(session.session_id), deleted),
     ]
     assert auth_client.get(session_url(session)).status_code == 404
+    assert auth_client.get(history_url(session)).status_code == 404
+    assert auth_client.get(sessions_url()).json()["results"] == []
+
+
+def test_permanent_delete_removes_the_session_and_its_messages(auth_client, session, user):
+    add_messages(session, 5)
+    kept = add_messages(ChatSessionFactory(user=user), 1)
+    services.chat_session_delete(actor=user, session=session)  # in the trash first
+
+    response = auth_client.delete(session_url(session) + "?permanent=true")
+
+    assert response.status_code == 204
+    assert not ChatSession.objects.filter(pk=session.pk).exists()
+    assert list(ChatMessage.objects.all()) == kept
 
 
 # --- Creating messages ---------------------------------------------------------------
@@ -924,7 +948,7 @@ def test_delete_message(auth_client, session, published, django_capture_on_commi
         response = auth_client.delete(message_url(last))
 
     assert response.status_code == 204
-    assert list(ChatMessage.objects.all()) == [first]
+    assert list(ChatMessage.objects.filter(deleted_at__isnull=True)) == [first]
     session.refresh_from_db()
     assert (session.message_count, session.last_message_id) == (1, first.pk)
     assert published[0] == (
@@ -937,7 +961,7 @@ def test_delete_message(auth_client, session, published, django_capture_on_commi
 def test_service_with_write_scope_deletes_any_message(writer, session):
     message = add_messages(session, 1)[0]
 
-    assert writer.delete(message_url(message)).status_code == 204
+    assert writer.delete(message_url(message) + "?permanent=true").status_code == 204
     assert not ChatMessage.objects.exists()
 
 

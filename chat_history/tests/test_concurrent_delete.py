@@ -44,7 +44,7 @@ def test_deleting_a_session_while_messages_arrive_is_a_404_never_a_foreign_key_e
         def work(index: int, copies=copies):
             copy = copies[index]
             if index == 0:
-                return services.chat_session_delete(actor=copy.user, session=copy)
+                return services.chat_session_delete(actor=copy.user, session=copy, permanent=True)
             message, _ = services.chat_message_create(
                 actor=copy.user,
                 session=copy,
@@ -101,7 +101,7 @@ def test_a_message_committed_during_the_delete_is_deleted_with_the_session(run_c
         copy = copies[index]
         if index == 0:
             assert inserted.wait(timeout=10)
-            return services.chat_session_delete(actor=copy.user, session=copy)
+            return services.chat_session_delete(actor=copy.user, session=copy, permanent=True)
         with transaction.atomic():
             message, _ = services.chat_message_create(
                 actor=copy.user, session=copy, role=Role.USER, content="just in time"

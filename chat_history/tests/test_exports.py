@@ -15,11 +15,18 @@ import warnings
 
 import pytest
 from asgiref.sync import async_to_sync
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from chat_history.exports import CHUNK_MESSAGES
 from chat_history.models import ChatMessage, Role
-from chat_history.serializers import message_data, session_data
-from chat_history.tests.factories import ChatSessionFactory, add_messages
+from chat_history.serializers import iso_datetime, message_data, session_data
+from chat_history.tests.factories import (
+    ChatSessionFactory,
+    add_messages,
+    conversation_tree,
+)
 from config.asgi import application
 from users.services import tokens_issue
 
@@ -117,7 +124,7 @@ def long_session(user):
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("fmt", ["json", "markdown"])
+@pytest.mark.parametrize("fmt", ["json", "markdown", "lossless", "openai"])
 def test_export_bytes_are_identical_under_wsgi_and_asgi(api_client, user, long_session, fmt):
     token = tokens_issue(user=user)["access"]
     api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
@@ -192,3 +199,105 @@ def test_export_under_asgi_memory_stays_far_below_the_export_size(user):
     # About one database batch (2,000 messages) is held at a time, never the whole export
     # (reading it whole first, as Django does with a synchronous iterator, took more).
     assert peak < download.size / 3, f"peak {peak} bytes for a {download.size}-byte export"
+
+
+# --- The lossless and OpenAI formats ----------------------------------------------------
+
+
+def _download(client, session, fmt: str):
+    response = client.get(_export_path(session), {"format": fmt})
+    assert response.status_code == 200
+    return response, b"".join(response.streaming_content)
+
+
+def test_the_lossless_export_holds_the_whole_tree(auth_client, user):
+    session = conversation_tree(user)
+    messages = list(ChatMessage.objects.filter(session=session).order_by("id"))
+
+    response, body = _download(auth_client, session, "lossless")
+
+    assert response["Content-Type"] == "application/json; charset=utf-8"
+    assert response["Content-Disposition"] == (
+        f'attachment; filename="chat-{session.session_id}.chatbot.json"'
+    )
+    document = json.loads(body)
+    assert (document["format"], document["version"]) == ("chatbot.conversation", 1)
+    assert document["session"] == {
+        "session_id": str(session.session_id),
+        "title": "Round trip",
+        "instructions": "Be brief.",
+        "archived": True,
+        "pinned": True,
+        "active_leaf_id": messages[-1].pk,
+        "message_count": 4,
+        "created_at": iso_datetime(session.created_at),
+        "updated_at": iso_datetime(session.updated_at),
+    }
+    # Every branch, the trashed message too, parents before their replies.
+    assert [(m["id"], m["parent_id"]) for m in document["messages"]] == [
+        (m.pk, m.parent_id) for m in messages
+    ]
+    trashed, edited = document["messages"][3], document["messages"][4]
+    assert trashed["deleted_at"] == iso_datetime(messages[3].deleted_at)
+    assert edited["version"] == 3
+    assert [(v["version"], v["content"], v["edited_by_owner"]) for v in edited["versions"]] == [
+        (1, "v1", True),
+        (2, "v2", False),
+    ]
+    assert edited["versions"][1]["edited_by"] == "service:langgraph"
+    assert document["messages"][2]["feedback"] == {
+        "rating": -1,
+        "comment": "too long",
+        "reasons": ["verbose"],
+        "created_at": "2025-03-01T10:30:00.123456Z",
+        "updated_at": "2025-03-01T11:30:00.123456Z",
+    }
+    assert document["messages"][1]["metadata"] == {"model": "gpt-4o", "tokens_used": 12}
+
+
+def test_the_lossless_export_reads_versions_and_feedback_per_chunk_not_per_message(
+    auth_client, user
+):
+    def export_queries(count: int) -> int:
+        session = ChatSessionFactory(user=user)
+        add_messages(session, count)
+        with CaptureQueriesContext(connection) as queries:
+            _download(auth_client, session, "lossless")
+        return len(queries)
+
+    # Two more queries (versions, feedback) per chunk of CHUNK_MESSAGES messages.
+    assert export_queries(2 * CHUNK_MESSAGES) - export_queries(CHUNK_MESSAGES) == 2
+
+
+def test_the_openai_export_is_the_active_path_with_the_instructions_first(auth_client, user):
+    session = conversation_tree(user)
+
+    response, body = _download(auth_client, session, "openai")
+
+    assert response["Content-Disposition"] == (
+        f'attachment; filename="chat-{session.session_id}.openai.json"'
+    )
+    assert body.endswith(b"}\n")
+    assert body.count(b"\n") == 1  # one line: a line of a fine-tuning JSONL file
+    assert json.loads(body) == {
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "첫 질문"},
+            {"role": "assistant", "content": "regenerated answer"},
+            {"role": "user", "content": "edited twice"},
+        ]
+    }
+
+
+def test_the_openai_export_of_a_session_without_instructions(auth_client, user):
+    session = ChatSessionFactory(user=user)
+    add_messages(session, 2)
+
+    _, body = _download(auth_client, session, "openai")
+
+    assert json.loads(body) == {
+        "messages": [
+            {"role": "user", "content": "message 0"},
+            {"role": "assistant", "content": "message 1"},
+        ]
+    }

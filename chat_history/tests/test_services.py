@@ -119,9 +119,9 @@ def test_session_delete_removes_messages_in_constant_queries(
     add_messages(session, size)
     kept = add_messages(ChatSessionFactory(user=session.user), 2)
 
-    # savepoint, lock the session, DELETE messages, DELETE session, release
-    with django_capture_on_commit_callbacks(execute=True), django_assert_num_queries(5):
-        services.chat_session_delete(actor=session.user, session=session)
+    # savepoint, lock the session, DELETE revisions, feedback, messages, the session, release
+    with django_capture_on_commit_callbacks(execute=True), django_assert_num_queries(7):
+        services.chat_session_delete(actor=session.user, session=session, permanent=True)
 
     assert not ChatSession.objects.filter(pk=session.pk).exists()
     assert list(ChatMessage.objects.order_by("id")) == kept
@@ -277,32 +277,20 @@ def test_message_into_a_deleted_session_is_not_found(session):
     assert not ChatMessage.objects.exists()
 
 
-def test_last_message_copy_never_moves_backwards(session):
-    older, newer = ChatMessageFactory(session=session), ChatMessageFactory(session=session)
-    # As if the insert with the smaller id committed its session update last.
-    services._session_record_new_message(session, newer)
-    services._session_record_new_message(session, older)
-
-    session.refresh_from_db()
-    assert session.message_count == 2
-    assert session.last_message_id == newer.pk
-    assert session.last_message_preview == newer.content
-
-
 @pytest.mark.parametrize("history", [0, 500])
 def test_message_create_runs_fixed_queries_whatever_the_history(
     user, session, history, django_assert_num_queries
 ):
     add_messages(session, history)
 
-    # savepoint, INSERT, UPDATE session, reload session summary, release
+    # savepoint, lock the session row, INSERT, UPDATE session, release
     with django_assert_num_queries(5):
         _create(session, actor=user)
     # ... plus a savepoint around the keyed INSERT
     with django_assert_num_queries(7):
         _create(session, actor=user, content="keyed", client_message_id="k")
-    # A replay: the failed INSERT, its rollback and release, the original's lookup.
-    with django_assert_num_queries(7):
+    # A replay: the lock, the failed INSERT, its rollback and release, the original's lookup.
+    with django_assert_num_queries(8):
         _create(session, actor=user, content="keyed", client_message_id="k")
 
 
@@ -459,7 +447,7 @@ def test_deleting_an_older_message_keeps_the_last_one(session):
 
     session.refresh_from_db()
     assert (session.message_count, session.last_message_id) == (1, last.pk)
-    assert list(ChatMessage.objects.all()) == [last]
+    assert list(ChatMessage.objects.filter(deleted_at__isnull=True)) == [last]
 
 
 def test_deleting_the_only_message_empties_the_summary(session):

@@ -65,10 +65,11 @@ def test_stats_per_day_cover_the_last_30_days(user):
 def test_stats_of_a_new_user_are_zero(user, other_session, django_assert_num_queries):
     add_messages(other_session, 2, metadata={"tokens_used": 5})
 
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(5):
         totals = stats.chat_stats(user=user)
 
     assert (totals["session_count"], totals["message_count"], totals["tokens_used"]) == (0, 0, 0)
+    assert totals["feedback"] == {"up": 0, "down": 0, "by_model": []}
     assert all(
         day["messages"] == day["sessions"] == day["tokens_used"] == 0 for day in totals["days"]
     )

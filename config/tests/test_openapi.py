@@ -128,8 +128,29 @@ def test_every_documented_operation_answers_with_its_documented_shape():
     tour.call(user, "get", "/api/chat-history/stats/", 200)
     tour.call(user, "get", base + "export/", 200)
     tour.call(user, "get", base + "export/?format=markdown", 200)
+    lossless = tour.call(user, "get", base + "export/?format=lossless", 200)
+    tour.call(user, "get", base + "export/?format=openai", 200)
+    # The export imported back: a copy of the conversation, and the job that made it.
+    exported = SimpleUploadedFile("chat.json", b"".join(lossless.streaming_content))
+    job = tour.call(
+        user, "post", "/api/chat-history/import/", 201, data={"file": exported}, format="multipart"
+    ).json()
+    tour.call(user, "get", f"/api/chat-history/imports/{job['job_id']}/", 200)
+    # Branches, versions, feedback, the trash.
+    message = f"/api/chat-history/messages/{answer['id']}/"
+    tour.call(user, "patch", message, 200, data={"content": "RAG: 검색 증강 생성."})
+    tour.call(user, "get", message + "versions/", 200)
+    tour.call(user, "get", message + "siblings/", 200)
+    tour.call(user, "put", message + "feedback/", 200, data={"rating": 1})
+    tour.call(user, "delete", message + "feedback/", 200)
+    tour.call(user, "patch", base, 200, data={"active_leaf_id": question["id"]})
+    tour.call(user, "get", base + f"messages/?leaf={question['id']}", 200)
     tour.call(user, "delete", f"/api/chat-history/messages/{question['id']}/", 204)
+    tour.call(user, "post", f"/api/chat-history/messages/{question['id']}/restore/", 200)
     tour.call(user, "delete", base, 204)
+    tour.call(user, "get", "/api/chat-history/sessions/?trashed=true", 200)
+    tour.call(user, "post", base + "restore/", 200)
+    tour.call(user, "delete", base + "?permanent=true", 204)
 
     # A document, processed by the AI service, then deleted.
     upload = SimpleUploadedFile("notes.md", "# 회의록\n".encode(), content_type="text/markdown")
@@ -165,6 +186,10 @@ def test_every_documented_operation_answers_with_its_documented_shape():
         format="json",
     ).json()["token"]
     tour.call(anonymous, "post", "/api/users/logout/", 204, data={"refresh": tokens["refresh"]})
+    account = _bearer(tokens["access"])  # logging out ended the refresh token only
+    tour.call(account, "get", "/api/users/me/export/", 200)
+    erase = {"password": "violet-anchor-58"}
+    tour.call(account, "delete", "/api/users/me/", 204, data=erase, format="json")
 
     documented = {(operation.method, operation.path) for operation in openapi.operations()}
     assert documented - tour.visited == set(), "operations the tour never called"
