@@ -657,9 +657,10 @@ def chat_message_restore(*, actor: Principal, message: ChatMessage) -> ChatMessa
     restored = _session_messages(session).filter(pk=message.pk, deleted_at__isnull=False)
     if not restored.update(deleted_at=None, updated_at=timezone.now()):
         raise MessageNotFoundError()
-    _siblings_renumber(session, message.parent_id)
-    message = _session_messages(session).get(pk=message.pk)
+    message = _session_messages(session).get(pk=message.pk)  # its parent may have moved up
     message.session = session
+    _siblings_renumber(session, message.parent_id)
+    message.refresh_from_db(fields=["sibling_index", "sibling_count"])
     _session_count_moved(session, added=message)
     events.message_restored(message)
     events.session_updated(session, to_session_group=False)
