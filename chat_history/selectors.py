@@ -32,6 +32,7 @@ from chat_history.models import (
     ChatSession,
     ImportJob,
 )
+from core.batches import iter_by_pk
 
 if TYPE_CHECKING:
     from users.models import User
@@ -51,6 +52,12 @@ def _trash_filter(trash: Trash, actor: Principal) -> Q:
     if actor.is_service:  # the trash is its owner's alone
         return live if trash == "include" else Q(pk__in=[])
     return ~live if trash == "only" else Q()
+
+
+def trash_view_check(*, actor: Principal) -> None:
+    """Only owners list a trash (theirs); a service asking is a 400 on ``trashed``."""
+    if actor.is_service:
+        raise ValidationError({"trashed": "Only a session's owner sees the trash."})
 
 
 # --- Sessions -----------------------------------------------------------------
@@ -88,9 +95,9 @@ def session_list(
     end user's trash instead, most recently deleted first.
     """
     sessions = ChatSession.objects.all()
+    if trashed:
+        trash_view_check(actor=actor)
     if actor.is_service:
-        if trashed:
-            raise ValidationError({"trashed": "Only a session's owner sees the trash."})
         if user_id is not None:
             sessions = sessions.filter(user_id=user_id)
     elif user_id is not None:
@@ -110,17 +117,8 @@ def session_list(
 
 def session_iter_owned(*, user_id: int, batch_size: int = 200) -> Iterator[ChatSession]:
     """Every session ``user_id`` owns, the trashed ones too, oldest first, read
-    ``batch_size`` at a time (keyset batches: no cursor held open during a
-    slow download). For the account archive."""
-    last_id = 0
-    while True:
-        batch = list(
-            ChatSession.objects.filter(user_id=user_id, id__gt=last_id).order_by("id")[:batch_size]
-        )
-        yield from batch
-        if len(batch) < batch_size:
-            return
-        last_id = batch[-1].id
+    ``batch_size`` at a time. For the account archive."""
+    return iter_by_pk(ChatSession.objects.filter(user_id=user_id), batch_size=batch_size)
 
 
 # --- Messages -----------------------------------------------------------------
@@ -321,26 +319,15 @@ def _any(messages: QuerySet[ChatMessage]) -> bool:
 def message_iter_all(
     *, session: ChatSession, batch_size: int = EXPORT_BATCH_SIZE, whole_tree: bool = False
 ) -> Iterator[ChatMessage]:
-    """The session's messages, oldest first, fetched ``batch_size`` at a time:
-    the live messages of the active path, or with ``whole_tree`` every message
-    (all branches, the trashed ones too).
-
-    Keyset batches rather than one cursor: a slow download never holds a
-    database cursor or transaction open, and memory stays at one batch.
-    """
+    """The session's messages, oldest first, fetched ``batch_size`` at a time
+    (``core.batches.iter_by_pk``): the live messages of the active path, or
+    with ``whole_tree`` every message (all branches, the trashed ones too)."""
     messages = _session_messages(session)
     if not whole_tree:
         messages = messages.filter(on_active_path=True, deleted_at__isnull=True)
-    last_id = 0
-    while True:
-        batch = list(messages.filter(id__gt=last_id).order_by("session_id", "id")[:batch_size])
-        for message in batch:
-            message.session = session
-            yield message
-        if len(batch) < batch_size:
-            return
-        last_id = batch[-1].id
-        del batch, message  # released before the next batch is read: one in memory, not two
+    for message in iter_by_pk(messages, batch_size=batch_size, order_by=("session_id", "id")):
+        message.session = session  # already loaded: no query per row
+        yield message
 
 
 # --- Imports and the lossless export -----------------------------------------------

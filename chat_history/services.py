@@ -12,7 +12,6 @@ database (idempotency, counters, a merged metadata's size).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
@@ -42,8 +41,9 @@ from chat_history.models import (
     validate_message_metadata,
 )
 from chat_history.serializers import iso_datetime
+from core.batches import iter_by_pk
 from users import selectors as user_selectors
-from users.principals import Principal, SystemPrincipal
+from users.principals import Principal, SystemPrincipal, principal_label
 
 TITLE_FROM_MESSAGE_LENGTH = 60
 _SESSION_SUMMARY_FIELDS = [
@@ -189,12 +189,13 @@ def chat_session_restore(*, actor: Principal, session: ChatSession) -> ChatSessi
     return session
 
 
-def _session_lock(session: ChatSession, *, live: bool | None = True) -> None:
+def _session_lock(session: ChatSession, *, live: bool = True) -> None:
     """Lock the session's row and reload the columns the services maintain.
 
-    Every write that touches a session's messages takes this lock first, so
-    they never interleave: counters, the active path and sibling positions
-    are then plain reads and writes. ``live``: the session must be live (True)
+    Every write that moves the session's counters, active path or sibling
+    positions (a message added, trashed, restored or purged, a branch switch)
+    takes this lock first, so they never interleave and those columns are
+    plain reads and writes. (An edit locks only its message's row.) ``live``: the session must be live (True)
     or may be in the trash (False); a session gone meanwhile is a 404.
     """
     rows = ChatSession.objects.select_for_update().filter(pk=session.pk)
@@ -267,10 +268,6 @@ def chat_message_create(
         metadata=metadata,
         client_message_id=client_message_id,
     )
-    if branches:
-        message.sibling_index = message.sibling_count = (
-            1 + _live_replies(session, parent_id).count()
-        )
     if client_message_id is None:
         message.save(force_insert=True)
     else:
@@ -283,9 +280,8 @@ def chat_message_create(
                 raise
             return original, False
     if branches:
-        _live_replies(session, parent_id).exclude(pk=message.pk).update(
-            sibling_count=message.sibling_count
-        )
+        positions = _siblings_renumber(session, parent_id)
+        message.sibling_index, message.sibling_count = positions[message.pk]
         _active_path_move(session, leaf_id=message.pk)
     title_was_set = _session_record_new_message(session, message)
     events.message_created(message)
@@ -361,13 +357,21 @@ def _live_replies(session: ChatSession, parent_id: int | None) -> QuerySet[ChatM
     return _session_messages(session).filter(parent_id=parent_id, deleted_at__isnull=True)
 
 
-def _siblings_renumber(session: ChatSession, parent_id: int | None) -> None:
-    """Set ``sibling_index``/``sibling_count`` of ``parent_id``'s live replies."""
-    ids = list(_live_replies(session, parent_id).order_by("id").values_list("id", flat=True))
-    for index, message_id in enumerate(ids, start=1):
-        _session_messages(session).filter(pk=message_id).exclude(
-            sibling_index=index, sibling_count=len(ids)
-        ).update(sibling_index=index, sibling_count=len(ids))
+def _siblings_renumber(session: ChatSession, parent_id: int | None) -> dict[int, tuple[int, int]]:
+    """Set ``sibling_index``/``sibling_count`` of ``parent_id``'s live replies
+    (one read, one write of the rows that changed); returns each one's pair."""
+    replies = list(
+        _live_replies(session, parent_id)
+        .order_by("id")
+        .only("id", "sibling_index", "sibling_count")
+    )
+    changed = []
+    for index, reply in enumerate(replies, start=1):
+        if (reply.sibling_index, reply.sibling_count) != (index, len(replies)):
+            reply.sibling_index, reply.sibling_count = index, len(replies)
+            changed.append(reply)
+    ChatMessage.objects.bulk_update(changed, ["sibling_index", "sibling_count"])
+    return {reply.pk: (reply.sibling_index, reply.sibling_count) for reply in replies}
 
 
 _NEWEST_LEAF_SQL = """
@@ -561,12 +565,6 @@ def _revision_record(actor: Principal, message: ChatMessage) -> None:
     )
 
 
-def principal_label(actor: Principal) -> str:
-    """Who acted, as revisions record it: ``user:<id>``, ``service:<token name>``,
-    ``admin:<id>``."""
-    return actor.log_label if actor.is_service else f"user:{actor.pk}"
-
-
 def merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7386 JSON merge patch of ``patch`` onto ``target``."""
     if not isinstance(patch, dict):
@@ -659,8 +657,8 @@ def chat_message_restore(*, actor: Principal, message: ChatMessage) -> ChatMessa
         raise MessageNotFoundError()
     message = _session_messages(session).get(pk=message.pk)  # its parent may have moved up
     message.session = session
-    _siblings_renumber(session, message.parent_id)
-    message.refresh_from_db(fields=["sibling_index", "sibling_count"])
+    positions = _siblings_renumber(session, message.parent_id)
+    message.sibling_index, message.sibling_count = positions[message.pk]
     _session_count_moved(session, added=message)
     events.message_restored(message)
     events.session_updated(session, to_session_group=False)
@@ -697,23 +695,15 @@ def chat_trash_purge(
     if dry_run:
         return PurgeReport(sessions=sessions.count(), messages=messages.count())
     purged_sessions = purged_messages = 0
-    for session in _in_batches(sessions, batch_size):
+    for session in iter_by_pk(sessions, batch_size=batch_size):
         with contextlib.suppress(SessionNotFoundError):  # restored or purged meanwhile
             chat_session_delete(actor=operator, session=session, permanent=True)
             purged_sessions += 1
-    for message in _in_batches(messages, batch_size):
+    for message in iter_by_pk(messages, batch_size=batch_size):
         with contextlib.suppress(SessionNotFoundError, MessageNotFoundError):
             chat_message_delete(actor=operator, message=message, permanent=True)
             purged_messages += 1
     return PurgeReport(sessions=purged_sessions, messages=purged_messages)
-
-
-def _in_batches(rows: QuerySet, size: int) -> Iterator[Any]:
-    """``rows`` by primary key, ``size`` at a time (each batch read afresh)."""
-    last = 0
-    while batch := list(rows.filter(pk__gt=last).order_by("pk")[:size]):
-        last = batch[-1].pk  # before a delete sets it to None
-        yield from batch
 
 
 # --- Feedback -------------------------------------------------------------------
@@ -734,8 +724,7 @@ def chat_message_feedback_set(
     End users only, and only on their own sessions (the selector and the
     permission layer have checked both). Publishes ``message.updated``.
     """
-    if actor.is_service or actor.pk != message.session.user_id:
-        raise MessageNotFoundError()
+    _owner_only(actor, message)
     values = {"rating": rating, "comment": comment, "reasons": reasons or []}
     try:
         with transaction.atomic():
@@ -756,14 +745,20 @@ def chat_message_feedback_set(
 @transaction.atomic
 def chat_message_feedback_delete(*, actor: Principal, message: ChatMessage) -> ChatMessage:
     """Remove the owner's rating of ``message``; 404 if there is none."""
-    if actor.is_service or actor.pk != message.session.user_id:
-        raise MessageNotFoundError()
+    _owner_only(actor, message)
     deleted, _ = ChatMessageFeedback.objects.filter(
         message_id=message.pk, user_id=actor.pk
     ).delete()
     if not deleted:
         raise FeedbackNotFoundError()
     return _feedback_copy(message, None)
+
+
+def _owner_only(actor: Principal, message: ChatMessage) -> None:
+    """Only the session's owner rates its messages (the selector and the
+    permission layer have checked this already; a direct call is checked here)."""
+    if actor.is_service or actor.pk != message.session.user_id:
+        raise MessageNotFoundError()
 
 
 def _feedback_copy(message: ChatMessage, feedback: dict[str, Any] | None) -> ChatMessage:

@@ -233,8 +233,8 @@ class ChatSessionViewSet(viewsets.GenericViewSet):
             params.get("limit", settings.CHAT_HISTORY_DEFAULT_LIMIT),
             settings.CHAT_HISTORY_MAX_LIMIT,
         )
-        if params["trashed"] and request.user.is_service:
-            raise ValidationError({"trashed": "Only a session's owner sees the trash."})
+        if params["trashed"]:
+            selectors.trash_view_check(actor=request.user)
         page = selectors.message_history(
             session=session,
             limit=limit,

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from django.db.models import QuerySet
 
+from core.batches import iter_by_pk
 from documents.errors import DocumentNotFoundError
 from documents.models import DocumentDeletion, DocumentMetadata
 from users.models import User
@@ -54,19 +55,8 @@ def document_get_for_file(*, actor: Principal, document_id: int) -> DocumentMeta
 
 
 def document_iter_owned(*, user_id: int, batch_size: int = 500) -> Iterator[DocumentMetadata]:
-    """Every document of ``user_id``, oldest first, read ``batch_size`` at a time
-    (keyset batches: no cursor held open during a slow download)."""
-    last_id = 0
-    while True:
-        batch = list(
-            DocumentMetadata.objects.filter(user_id=user_id, id__gt=last_id).order_by("id")[
-                :batch_size
-            ]
-        )
-        yield from batch
-        if len(batch) < batch_size:
-            return
-        last_id = batch[-1].id
+    """Every document of ``user_id``, oldest first, read ``batch_size`` at a time."""
+    return iter_by_pk(DocumentMetadata.objects.filter(user_id=user_id), batch_size=batch_size)
 
 
 def document_find_duplicate(*, user_id: int, sha256: str) -> DocumentMetadata | None:

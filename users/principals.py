@@ -89,3 +89,9 @@ class SystemPrincipal:
 
 
 Principal: TypeAlias = "User | ServicePrincipal | OperatorPrincipal | SystemPrincipal"
+
+
+def principal_label(actor: Principal) -> str:
+    """Who acted, as records of an action keep it: ``user:<id>``,
+    ``service:<token name>``, ``admin:<id>`` or ``system:<command>``."""
+    return actor.log_label if actor.is_service else f"user:{actor.pk}"

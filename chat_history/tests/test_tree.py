@@ -105,6 +105,8 @@ def test_edit_and_resend_branches_at_the_question(auth_client, ai, session):
     assert root["siblings"] == {"index": 2, "count": 2}
     assert _contents(_page(auth_client, session)) == ["Q1 edited"]
     assert q1["siblings"] == {"index": 1, "count": 1}  # as it was when created
+    q1_now = auth_client.get(_url("message-detail", q1["id"])).json()
+    assert q1_now["siblings"] == {"index": 1, "count": 2}  # and now, beside its edit
 
 
 def test_switching_branches_follows_the_newest_replies(auth_client, ai, session):
