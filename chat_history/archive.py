@@ -14,13 +14,13 @@ messages at a time.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 from chat_history import selectors
 from chat_history.exports import EXPORTERS
 from chat_history.models import ChatSession
 from chat_history.serializers import iso_datetime
+from core.streaming import json_chunks
 from users.hooks import ArchiveContent
 from users.models import User
 
@@ -40,15 +40,15 @@ def _session_path(session: ChatSession) -> str:
 
 
 def _index(user: User) -> Iterator[bytes]:
-    yield f'{{"format": "{ARCHIVE_FORMAT}", "sessions": ['.encode()
-    separator = ""
-    for session in selectors.session_iter_owned(user_id=user.pk):
-        entry = {
-            "session_id": str(session.session_id),
-            "title": session.title,
-            "file": _session_path(session),
-            "deleted_at": iso_datetime(session.deleted_at),
-        }
-        yield f"{separator}{json.dumps(entry, ensure_ascii=False)}".encode()
-        separator = ", "
-    yield b"]}"
+    entries = (
+        [
+            {
+                "session_id": str(session.session_id),
+                "title": session.title,
+                "file": _session_path(session),
+                "deleted_at": iso_datetime(session.deleted_at),
+            }
+        ]
+        for session in selectors.session_iter_owned(user_id=user.pk)
+    )
+    return json_chunks(f'{{"format": "{ARCHIVE_FORMAT}", "sessions": [', entries, "]}")

@@ -13,6 +13,7 @@ under ASGI, the synchronous one under WSGI); each step renders at most
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
@@ -32,6 +33,7 @@ from chat_history.serializers import (
     openai_message_data,
     session_data,
 )
+from core.streaming import json_chunks
 from core.streaming import streaming_content as streaming_content  # the views import it here
 
 CHUNK_MESSAGES = 200
@@ -41,7 +43,9 @@ def _dumps(value) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _batched(messages: Iterable[ChatMessage], size: int) -> Iterator[list[ChatMessage]]:
+def _batched(
+    messages: Iterable[ChatMessage], size: int = CHUNK_MESSAGES
+) -> Iterator[list[ChatMessage]]:
     batch: list[ChatMessage] = []
     for message in messages:
         batch.append(message)
@@ -54,13 +58,11 @@ def _batched(messages: Iterable[ChatMessage], size: int) -> Iterator[list[ChatMe
 
 def export_json(session: ChatSession, messages: Iterable[ChatMessage]) -> Iterator[bytes]:
     """``{"session": {...}, "messages": [{...}, ...]}``, oldest message first."""
-    yield f'{{"session": {_dumps(session_data(session))}, "messages": ['.encode()
-    separator = ""
-    for batch in _batched(messages, CHUNK_MESSAGES):
-        body = ", ".join(_dumps(message_data(message)) for message in batch)
-        yield f"{separator}{body}".encode()
-        separator = ", "
-    yield b"]}"
+    return json_chunks(
+        f'{{"session": {_dumps(session_data(session))}, "messages": [',
+        ([message_data(message) for message in batch] for batch in _batched(messages)),
+        "]}",
+    )
 
 
 def export_markdown(session: ChatSession, messages: Iterable[ChatMessage]) -> Iterator[bytes]:
@@ -71,7 +73,7 @@ def export_markdown(session: ChatSession, messages: Iterable[ChatMessage]) -> It
         f"- Created: {iso_datetime(session.created_at)}\n"
         f"- Messages: {session.message_count}\n"
     ).encode()
-    for batch in _batched(messages, CHUNK_MESSAGES):
+    for batch in _batched(messages):
         yield "".join(
             f"\n---\n\n### {Role(message.role).label} · {iso_datetime(message.created_at)}\n\n"
             f"{message.content}\n"
@@ -93,23 +95,23 @@ def export_lossless(session: ChatSession, messages: Iterable[ChatMessage]) -> It
         "version": LOSSLESS_VERSION,
         "session": lossless_session_data(session),
     }
-    yield f'{_dumps(head)[:-1]}, "messages": ['.encode()
-    separator = ""
-    for batch in _batched(messages, CHUNK_MESSAGES):
-        ids = [message.pk for message in batch]
-        revisions = selectors.message_revisions_by_message(message_ids=ids)
-        feedback = selectors.message_feedback_by_message(session=session, message_ids=ids)
-        body = ", ".join(
-            _dumps(
-                lossless_message_data(
-                    message, revisions.get(message.pk, []), feedback.get(message.pk), session
-                )
-            )
-            for message in batch
+    return json_chunks(
+        f'{_dumps(head)[:-1]}, "messages": [',
+        (_lossless_batch(session, batch) for batch in _batched(messages)),
+        "]}",
+    )
+
+
+def _lossless_batch(session: ChatSession, batch: list[ChatMessage]) -> list[dict[str, Any]]:
+    ids = [message.pk for message in batch]
+    revisions = selectors.message_revisions_by_message(message_ids=ids)
+    feedback = selectors.message_feedback_by_message(session=session, message_ids=ids)
+    return [
+        lossless_message_data(
+            message, revisions.get(message.pk, []), feedback.get(message.pk), session
         )
-        yield f"{separator}{body}".encode()
-        separator = ", "
-    yield b"]}"
+        for message in batch
+    ]
 
 
 def lossless_session_data(session: ChatSession) -> dict[str, Any]:
@@ -169,16 +171,15 @@ def export_openai(session: ChatSession, messages: Iterable[ChatMessage]) -> Iter
     """``{"messages": [{role, content}, ...]}`` on one line, the instructions
     first as the system message: a chat-completions request body, and a line
     of an OpenAI fine-tuning JSONL file."""
-    yield b'{"messages": ['
-    separator = ""
-    if session.instructions:
-        yield _dumps({"role": Role.SYSTEM.value, "content": session.instructions}).encode()
-        separator = ", "
-    for batch in _batched(messages, CHUNK_MESSAGES):
-        body = ", ".join(_dumps(openai_message_data(message)) for message in batch)
-        yield f"{separator}{body}".encode()
-        separator = ", "
-    yield b"]}\n"
+    system = [{"role": Role.SYSTEM.value, "content": session.instructions}]
+    return json_chunks(
+        '{"messages": [',
+        itertools.chain(
+            [system if session.instructions else []],
+            ([openai_message_data(message) for message in batch] for batch in _batched(messages)),
+        ),
+        "]}\n",
+    )
 
 
 class Exporter(NamedTuple):

@@ -195,8 +195,9 @@ def _session_lock(session: ChatSession, *, live: bool = True) -> None:
     Every write that moves the session's counters, active path or sibling
     positions (a message added, trashed, restored or purged, a branch switch)
     takes this lock first, so they never interleave and those columns are
-    plain reads and writes. (An edit locks only its message's row.) ``live``: the session must be live (True)
-    or may be in the trash (False); a session gone meanwhile is a 404.
+    plain reads and writes (an edit locks only its message's row). ``live``:
+    the session must be live (True) or may be in the trash (False); a session
+    gone meanwhile is a 404.
     """
     rows = ChatSession.objects.select_for_update().filter(pk=session.pk)
     if live:

@@ -7,11 +7,26 @@ body never sits in memory.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import json
+from collections.abc import AsyncIterator, Iterable, Iterator
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest
+
+
+def json_chunks(head: str, batches: Iterable[Iterable[Any]], tail: str) -> Iterator[bytes]:
+    """A JSON document streamed a batch at a time: ``head`` (ending in ``[``),
+    the values of every batch separated by commas, then ``tail`` (closing it).
+    One chunk per non-empty batch; nothing is read before it is needed."""
+    yield head.encode()
+    separator = ""
+    for batch in batches:
+        if body := ", ".join(json.dumps(value, ensure_ascii=False) for value in batch):
+            yield f"{separator}{body}".encode()
+            separator = ", "
+    yield tail.encode()
 
 
 def streaming_content(

@@ -22,13 +22,13 @@ requests a minute and keep DRF's exact log.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import RedisError
 from rest_framework.exceptions import Throttled
 from rest_framework.settings import api_settings
-from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
 logger = logging.getLogger(__name__)
 
@@ -160,3 +160,14 @@ def write_allowed(principal: Any, scope: str) -> None:
     throttle._use_scope(principal, scope)
     if not FailOpen.allow_request(throttle, _PrincipalOnly(principal), None):
         raise Throttled(wait=throttle.wait())
+
+
+class ActionThrottles:
+    """A ViewSet mixin: each action's own throttles (``action_throttles =
+    {action: [Throttle, ...]}``); an action not named has none."""
+
+    action_throttles: ClassVar[dict[str, list[type[BaseThrottle]]]] = {}
+
+    def get_throttles(self) -> list[BaseThrottle]:
+        action = getattr(self, "action", None) or ""
+        return [throttle() for throttle in self.action_throttles.get(action, [])]

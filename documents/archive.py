@@ -9,13 +9,13 @@ with ``users.hooks.on_user_export`` by ``DocumentsConfig.ready()``.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Iterator
 
 from django.core.files.storage import default_storage
 
+from core.streaming import json_chunks
 from documents import selectors
 from documents.models import DocumentMetadata
 from documents.serializers import DocumentDetailSerializer
@@ -50,14 +50,16 @@ def document_archive_path(document: DocumentMetadata) -> str:
 
 
 def _index(user: User, *, missing: set[int]) -> Iterator[bytes]:
-    yield b'{"documents": ['
-    separator = b""
-    for document in selectors.document_iter_owned(user_id=user.pk):
-        entry = {
-            **DocumentDetailSerializer(document).data,
-            "sha256": document.sha256,
-            "archive_path": None if document.pk in missing else document_archive_path(document),
-        }
-        yield separator + json.dumps(entry, ensure_ascii=False).encode()
-        separator = b", "
-    yield b"]}"
+    entries = (
+        [
+            {
+                **DocumentDetailSerializer(document).data,
+                "sha256": document.sha256,
+                "archive_path": (
+                    None if document.pk in missing else document_archive_path(document)
+                ),
+            }
+        ]
+        for document in selectors.document_iter_owned(user_id=user.pk)
+    )
+    return json_chunks('{"documents": [', entries, "]}")

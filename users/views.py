@@ -13,6 +13,7 @@ from rest_framework.throttling import BaseThrottle
 
 from core.permissions import EndUserOnly, ScopedServiceOnly
 from core.schema import VALIDATION_ERROR, error_response
+from core.throttles import ActionThrottles
 from core.validation import validated
 from users import exports, services
 from users.authentication import ServiceTokenAuthentication, UserJWTAuthentication
@@ -47,7 +48,7 @@ _BAD_TOKEN = error_response("The refresh token is invalid, expired, revoked or a
 
 
 @extend_schema(tags=["auth"])
-class AuthViewSet(viewsets.ViewSet):
+class AuthViewSet(ActionThrottles, viewsets.ViewSet):
     """Registration, login, token refresh and logout (no credentials needed)."""
 
     authentication_classes: list = []
@@ -56,9 +57,6 @@ class AuthViewSet(viewsets.ViewSet):
         "register": [RegisterThrottle],
         "login": [LoginClientThrottle, LoginAccountThrottle, LoginAccountTotalThrottle],
     }
-
-    def get_throttles(self):
-        return [throttle() for throttle in self.action_throttles.get(self.action or "", [])]
 
     @extend_schema(
         summary="Register an account",
@@ -178,7 +176,7 @@ class ProfileViewSet(viewsets.ViewSet):
 
 
 @extend_schema(tags=["profile"])
-class AccountViewSet(viewsets.ViewSet):
+class AccountViewSet(ActionThrottles, viewsets.ViewSet):
     """Your data as a whole: download it all, or erase the account."""
 
     permission_classes = [EndUserOnly]
@@ -187,9 +185,6 @@ class AccountViewSet(viewsets.ViewSet):
         "export": [AccountExportThrottle],
         "destroy": [AccountEraseThrottle],
     }
-
-    def get_throttles(self):
-        return [throttle() for throttle in self.action_throttles.get(self.action or "", [])]
 
     @extend_schema(
         summary="Download everything you own, as one zip",
