@@ -51,7 +51,7 @@ from chat_history.models import (
     ImportJob,
     ImportStatus,
 )
-from chat_history.serializers import iso_datetime
+from chat_history.serializers import feedback_data
 from config.exceptions import SERVER_ERROR, error_answer
 from users.models import User
 
@@ -455,7 +455,7 @@ def _messages_write(session: ChatSession, conversation: Conversation) -> dict[st
                 sibling_index=positions[message.key][0],
                 sibling_count=positions[message.key][1],
                 version=len(message.versions) + 1,
-                feedback=_feedback_copy(message),
+                feedback=message.feedback and feedback_data(message.feedback),
             )
             for message in messages
         ],
@@ -502,19 +502,6 @@ def _sibling_positions(messages: list[Message]) -> dict[str, tuple[int, int]]:
             before = sum(1 for key in siblings if order[key] < order[message.key])
             positions[message.key] = (before + 1, len(siblings) + 1)
     return positions
-
-
-def _feedback_copy(message: Message) -> dict[str, Any] | None:
-    """What the services copy onto a rated message (``ChatMessage.feedback``)."""
-    feedback = message.feedback
-    if feedback is None:
-        return None
-    return {
-        "rating": feedback.rating,
-        "comment": feedback.comment,
-        "reasons": feedback.reasons,
-        "updated_at": iso_datetime(feedback.updated_at),
-    }
 
 
 def _revisions_write(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -79,6 +79,23 @@ def message_data(message: ChatMessage) -> dict[str, Any]:
         "created_at": iso_datetime(message.created_at),
         "updated_at": iso_datetime(message.updated_at),
         "deleted_at": iso_datetime(message.deleted_at),
+    }
+
+
+class _Rating(Protocol):
+    rating: int
+    comment: str
+    reasons: list[str]
+    updated_at: datetime
+
+
+def feedback_data(feedback: _Rating) -> dict[str, Any]:
+    """A rating as its message carries it (``ChatMessage.feedback``)."""
+    return {
+        "rating": feedback.rating,
+        "comment": feedback.comment,
+        "reasons": feedback.reasons,
+        "updated_at": iso_datetime(feedback.updated_at),
     }
 
 

@@ -40,7 +40,7 @@ from chat_history.models import (
     Role,
     validate_message_metadata,
 )
-from chat_history.serializers import iso_datetime
+from chat_history.serializers import feedback_data
 from core.batches import iter_by_pk
 from users import selectors as user_selectors
 from users.principals import Principal, SystemPrincipal, principal_label
@@ -740,7 +740,7 @@ def chat_message_feedback_set(
         for name, value in values.items():
             setattr(feedback, name, value)
         feedback.save(update_fields=[*values, "updated_at"])
-    return _feedback_copy(message, {**values, "updated_at": iso_datetime(feedback.updated_at)})
+    return _feedback_copy(message, feedback_data(feedback))
 
 
 @transaction.atomic
