@@ -59,6 +59,7 @@ from chat_history.serializers import (
     versions_data,
 )
 from core.pagination import page_of
+from core.parsers import declared_length
 from core.permissions import EndUserOnly, EndUserOrScopedService, ScopedServiceOnly
 from core.schema import error_response
 from core.throttles import WriteThrottle
@@ -481,10 +482,8 @@ class ImportUploadParser(parsers.MultiPartParser):
     refused (413) before it is read."""
 
     def parse(self, stream, media_type=None, parser_context=None):
-        request = (parser_context or {}).get("request")
-        declared = request.META.get("CONTENT_LENGTH") if request is not None else None
         limit = settings.CHAT_IMPORT_MAX_UPLOAD_SIZE
-        if declared and declared.isdigit() and int(declared) > limit + _MULTIPART_ALLOWANCE:
+        if declared_length(parser_context) > limit + _MULTIPART_ALLOWANCE:
             raise ImportFileTooLargeError(max_size=limit)
         return super().parse(stream, media_type, parser_context)
 

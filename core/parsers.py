@@ -62,12 +62,16 @@ def json_depth(value: Any, *, stop_after: int | None = None) -> int:
     return deepest
 
 
+def declared_length(parser_context: dict[str, Any] | None) -> int:
+    """The body size the request declares (Content-Length); 0 if none."""
+    request = (parser_context or {}).get("request")
+    declared = request.META.get("CONTENT_LENGTH") if request is not None else None
+    return int(declared) if declared and declared.isdigit() else 0
+
+
 class JSONParser(parsers.JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        if limit is not None:
-            request = (parser_context or {}).get("request")
-            declared = request.META.get("CONTENT_LENGTH") if request is not None else None
-            if declared and declared.isdigit() and int(declared) > limit:
-                raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
+        if limit is not None and declared_length(parser_context) > limit:
+            raise PayloadTooLarge(f"The request body is larger than {limit} bytes.")
         return loads(stream.read())
