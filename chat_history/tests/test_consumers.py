@@ -13,6 +13,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
+from chat_history import services
 from chat_history.models import ChatMessage, ChatSession
 from chat_history.tests.factories import ChatSessionFactory
 from config.asgi import application
@@ -148,6 +149,14 @@ async def test_other_users_and_unknown_sessions_look_the_same(owner, session, wh
     }[who]
     token = _jwt(stranger if who == "stranger" else owner)
     communicator = await _connect(session_id, token, expect_presence=False)
+    assert await _close_code(communicator) == CloseCode.NOT_FOUND
+
+
+async def test_a_session_in_the_trash_cannot_be_watched(owner, session):
+    await database_sync_to_async(services.chat_session_delete)(actor=owner, session=session)
+
+    communicator = await _connect(session.session_id, _jwt(owner), expect_presence=False)
+
     assert await _close_code(communicator) == CloseCode.NOT_FOUND
 
 
