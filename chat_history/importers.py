@@ -229,8 +229,27 @@ class _InvalidValueError(Exception):
 
 
 def _get(obj: dict, key: str, path: str, problems: _Problems, check: Callable, **kwargs) -> Any:
-    value = check(obj.get(key), f"{path}.{key}", problems, **kwargs)
-    return value
+    return check(obj.get(key), f"{path}.{key}", problems, **kwargs)
+
+
+def _of_type(kind: type, name: str) -> Callable[..., Any]:
+    """A check that a value is a ``kind`` (``name`` in messages); None passes
+    when not ``required``."""
+
+    def check(value: Any, path: str, problems: _Problems, *, required: bool = True) -> Any:
+        if value is None and not required:
+            return None
+        if not isinstance(value, kind):
+            problems.add(path, f"Required ({name})." if value is None else f"Must be {name}.")
+            raise _InvalidValueError
+        return value
+
+    return check
+
+
+_object = _of_type(dict, "an object")
+_array = _of_type(list, "an array")
+_text = _of_type(str, "a string")
 
 
 def _string(
@@ -241,12 +260,8 @@ def _string(
     required: bool = True,
     max_length: int | None = None,
 ) -> Any:
-    if value is None and not required:
-        return None
-    if not isinstance(value, str):
-        problems.add(path, "Required (a string)." if value is None else "Must be a string.")
-        raise _InvalidValueError
-    if max_length is not None and len(value) > max_length:
+    value = _text(value, path, problems, required=required)
+    if value is not None and max_length is not None and len(value) > max_length:
         problems.add(path, f"Must be at most {max_length} characters (it has {len(value)}).")
         raise _InvalidValueError
     return value
@@ -257,24 +272,6 @@ def _boolean(value: Any, path: str, problems: _Problems, *, default: bool = Fals
         return default
     if not isinstance(value, bool):
         problems.add(path, "Must be true or false.")
-        raise _InvalidValueError
-    return value
-
-
-def _object(value: Any, path: str, problems: _Problems, *, required: bool = True) -> Any:
-    if value is None and not required:
-        return None
-    if not isinstance(value, dict):
-        problems.add(path, "Required (an object)." if value is None else "Must be an object.")
-        raise _InvalidValueError
-    return value
-
-
-def _array(value: Any, path: str, problems: _Problems, *, required: bool = True) -> Any:
-    if value is None and not required:
-        return None
-    if not isinstance(value, list):
-        problems.add(path, "Required (an array)." if value is None else "Must be an array.")
         raise _InvalidValueError
     return value
 
