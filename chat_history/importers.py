@@ -341,6 +341,25 @@ def _checked(problems: _Problems, read: Callable[[], Any]) -> tuple[Any, bool]:
         return None, False
 
 
+def _nodes_checked(
+    raw_nodes: dict[str, Any],
+    where: str,
+    problems: _Problems,
+    read: Callable[[str, Any, str, _Problems], Any],
+) -> tuple[list[Any], bool]:
+    """Every node of a foreign tree read by ``read``, and whether all passed;
+    stops early once ``problems`` is full."""
+    nodes, ok = [], True
+    for key, raw in raw_nodes.items():
+        node, fine = _checked(problems, lambda: read(key, raw, f"{where}.{key}", problems))  # noqa: B023
+        ok = ok and fine
+        if fine:
+            nodes.append(node)
+        if problems.full:
+            break
+    return nodes, ok
+
+
 # --- The tree -------------------------------------------------------------------
 
 
@@ -740,17 +759,9 @@ def _read_chatgpt(item: dict, path: str, problems: _Problems) -> Conversation | 
     if not ok:
         return None
     mapping = conversation["mapping"]
-    nodes = []
-    for key, raw in mapping.items():
-        node, fine = _checked(
-            problems,
-            lambda: _chatgpt_node(key, raw, f"{path}.mapping.{key}", problems),  # noqa: B023
-        )
-        ok = ok and fine
-        if fine:
-            nodes.append(node)
-        if problems.full:
-            return None
+    nodes, ok = _nodes_checked(mapping, f"{path}.mapping", problems, _chatgpt_node)
+    if problems.full:
+        return None
     current = conversation["current"]
     if current is not None and current not in mapping:
         problems.add(f"{path}.current_node", f"No node {current!r} in the mapping.")
@@ -873,17 +884,9 @@ def _read_openwebui(item: dict, path: str, problems: _Problems) -> Conversation 
         current = None
     if not ok:
         return None
-    nodes = []
-    for key, raw in raw_nodes.items():
-        node, fine = _checked(
-            problems,
-            lambda: _openwebui_node(key, raw, f"{where}.{key}", problems),  # noqa: B023
-        )
-        ok = ok and fine
-        if fine:
-            nodes.append(node)
-        if problems.full:
-            return None
+    nodes, ok = _nodes_checked(raw_nodes, where, problems, _openwebui_node)
+    if problems.full:
+        return None
     if current is not None and current not in raw_nodes:
         problems.add(f"{path}.chat.history.currentId", f"No message {current!r} in the history.")
         return None
