@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from chat_history import services
-from chat_history.models import ChatMessage, ChatSession
+from chat_history.models import ChatMessage, ChatSession, ChatSessionMember
 from core.admin import ServiceErrorsAdmin
 from users.principals import OperatorPrincipal
 
@@ -45,7 +46,15 @@ class RecentMessagesInline(admin.TabularInline):
 
 @admin.register(ChatSession)
 class ChatSessionAdmin(ServiceErrorsAdmin):
-    list_display = ("title_or_id", "user", "message_count", "pinned", "archived", "updated_at")
+    list_display = (
+        "title_or_id",
+        "user",
+        "message_count",
+        "member_count",
+        "pinned",
+        "archived",
+        "updated_at",
+    )
     list_filter = (
         "archived",
         "pinned",
@@ -66,6 +75,7 @@ class ChatSessionAdmin(ServiceErrorsAdmin):
         "archived",
         "pinned",
         "message_count",
+        "members",
         "all_messages",
         "last_message_at",
         "active_leaf_id",
@@ -77,6 +87,7 @@ class ChatSessionAdmin(ServiceErrorsAdmin):
         "session_id",
         "user",
         "message_count",
+        "members",
         "all_messages",
         "last_message_at",
         "active_leaf_id",
@@ -89,6 +100,20 @@ class ChatSessionAdmin(ServiceErrorsAdmin):
     @admin.display(description="session", ordering="title")
     def title_or_id(self, session: ChatSession) -> str:
         return str(session)
+
+    @admin.display(description="members")
+    def members(self, session: ChatSession) -> str:
+        """Who shares it, with their role and unread count (read-only: members
+        change through the API, whose services keep the count, limit and events)."""
+        rows = ChatSessionMember.objects.filter(session=session).select_related("user")
+        return format_html_join(
+            mark_safe("<br>"),
+            "{} ({}, {} unread)",
+            (
+                (member.user.email, member.role, member.unread_count)
+                for member in rows.order_by("created_at", "id")
+            ),
+        )
 
     @admin.display(description="messages")
     def all_messages(self, session: ChatSession) -> str:
@@ -141,7 +166,7 @@ class ChatSessionAdmin(ServiceErrorsAdmin):
 
 @admin.register(ChatMessage)
 class ChatMessageAdmin(ServiceErrorsAdmin):
-    list_display = ("id", "session", "role", "short_content", "created_at")
+    list_display = ("id", "session", "role", "author_name", "short_content", "created_at")
     list_filter = (
         "role",
         ("deleted_at", admin.EmptyFieldListFilter),
@@ -156,6 +181,8 @@ class ChatMessageAdmin(ServiceErrorsAdmin):
         "session",
         "parent",
         "role",
+        "author",
+        "author_name",
         "content",
         "metadata",
         "client_message_id",

@@ -1,10 +1,12 @@
 """``ws/chat/<session_id>/``: one chat session, live.
 
-Who may connect: the session's owner (JWT access token) and services with
-``chat:read``. Everyone connected receives the session's events (see
-``chat_history.events``) and ``presence``: a newcomer first gets the list of
-connections (``action: snapshot``), then everyone hears of each arrival and
-departure (``action: joined`` / ``left``, with the new ``count``).
+Who may connect: the session's members (JWT access token; owner, editor
+or viewer) and services with ``chat:read``. A member removed from the
+session (or leaving it) has their sockets on it closed with 4410. Everyone
+connected receives the session's events (see ``chat_history.events``) and
+``presence``: a newcomer first gets the list of connections (``action:
+snapshot``), then everyone hears of each arrival and departure (``action:
+joined`` / ``left``, with the new ``count``).
 
 What a client may send (JSON text frames):
 
@@ -27,8 +29,6 @@ close the socket.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from functools import cached_property
 from typing import ClassVar
@@ -41,6 +41,7 @@ from chat_history.errors import SessionNotFoundError
 from chat_history.events import session_group
 from chat_history.models import ChatSession, Role
 from chat_history.serializers import MessageCreateBodySerializer, StreamInputSerializer
+from core.parsers import loads
 from core.validation import validated
 from realtime import presence
 from realtime.consumers import CloseCode, Frame, RealtimeConsumer
@@ -48,8 +49,6 @@ from realtime.publish import relay_message
 from users.models import Scope
 
 logger = logging.getLogger(__name__)
-
-HEARTBEAT_STOP_SECONDS = 5  # a refresh that takes longer is cancelled
 
 
 def _presence(session_id: str, action: str, **fields) -> dict:
@@ -75,8 +74,6 @@ class ChatSessionConsumer(RealtimeConsumer):
     }
     session: ChatSession
     session_key = ""  # the session's id as text: presence and events name it so
-    _heartbeat: asyncio.Task | None = None
-    _heartbeat_stop: asyncio.Event | None = None
     _registered = False  # this socket may have an entry in the registry
     _announced = False  # the session was told it joined
 
@@ -96,7 +93,8 @@ class ChatSessionConsumer(RealtimeConsumer):
 
     async def disconnect(self, code):
         """Runs once on every way out (``RealtimeConsumer.__call__``): stops the
-        heartbeat, then unregisters, so nothing refreshes the entry afterwards."""
+        heartbeat (``RealtimeConsumer._beat``), then unregisters, so nothing
+        refreshes the entry afterwards."""
         await self._stop_heartbeat()
         left = await self._presence_leave()
         await super().disconnect(code)
@@ -131,7 +129,6 @@ class ChatSessionConsumer(RealtimeConsumer):
         key = self.session_key
         registry = presence.registry()
         self._registered = True  # before the await: a join cut short is undone too
-        self._start_heartbeat()
         try:
             await registry.join(key, self.channel_name, self._member)
             members = await registry.members(key)
@@ -161,39 +158,19 @@ class ChatSessionConsumer(RealtimeConsumer):
         except Exception:
             logger.warning("presence %s not announced for %s", action, key, exc_info=True)
 
-    def _start_heartbeat(self) -> None:
-        self._heartbeat_stop = asyncio.Event()
-        self._heartbeat = asyncio.get_running_loop().create_task(
-            self._keep_presence(self._heartbeat_stop)
-        )
-
-    async def _stop_heartbeat(self) -> None:
-        """Stop the heartbeat between two refreshes, never in the middle of one
-        (a re-registration cut short could land after ``leave``); cancelled if
-        a refresh hangs."""
-        if self._heartbeat is None or self._heartbeat_stop is None:
+    async def _beat(self) -> None:
+        """Also refresh this socket's entry in the session. An entry that
+        vanished while the socket is open (pruned as stale after the loop
+        stalled) is registered again."""
+        await super()._beat()
+        if not self._registered:
             return
-        self._heartbeat_stop.set()
-        try:
-            await asyncio.wait_for(self._heartbeat, timeout=HEARTBEAT_STOP_SECONDS)
-        except Exception:  # timed out (and cancelled), or the heartbeat failed
-            logger.warning("presence heartbeat of %s stopped", self.session_key, exc_info=True)
-        self._heartbeat = None
-
-    async def _keep_presence(self, stop: asyncio.Event) -> None:
-        """Refresh this socket's entry every ``presence.HEARTBEAT_SECONDS`` until
-        ``stop`` is set. An entry that vanished while the socket is open (pruned
-        as stale after the loop stalled) is registered again."""
         key, registry = self.session_key, presence.registry()
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=presence.HEARTBEAT_SECONDS)
-                return
-            try:
-                if not await registry.touch(key, self.channel_name):
-                    await registry.join(key, self.channel_name, self._member)
-            except Exception:
-                logger.warning("presence heartbeat failed for %s", key, exc_info=True)
+        try:
+            if not await registry.touch(key, self.channel_name):
+                await registry.join(key, self.channel_name, self._member)
+        except Exception:
+            logger.warning("presence heartbeat failed for %s", key, exc_info=True)
 
     # --- events from the group ----------------------------------------------------
 
@@ -201,6 +178,16 @@ class ChatSessionConsumer(RealtimeConsumer):
         await super().relay_event(message)
         if message["event_type"] == "session.deleted":
             await self.close(code=CloseCode.NOT_FOUND)
+        elif message["event_type"] == "member.removed" and self._is_me(message):
+            await self.close(code=CloseCode.REMOVED)
+
+    def _is_me(self, message) -> bool:
+        """Whether a member event names this socket's user (read from the
+        encoded event: the relay carries text)."""
+        principal = self.principal
+        if getattr(principal, "is_service", False):
+            return False
+        return loads(message["text"]).get("user_id") == principal.pk
 
     # --- frames from the client (``frames``) ------------------------------------------
 

@@ -44,6 +44,56 @@ class RoleNotAllowedError(DomainError):
     )
 
 
+# --- Members ------------------------------------------------------------------------
+
+
+class MemberNotFoundError(NotFoundError):
+    code = "member_not_found"
+    default_detail = "This user is not a member of the session."
+
+
+class ReadOnlyMemberError(DomainError):
+    """A viewer reads the session and may not write to it."""
+
+    status_code = 403
+    code = "read_only_member"
+    default_detail = "You may read this session but not write to it (your role is viewer)."
+
+
+class OwnerOnlyError(DomainError):
+    """Settings, members, share links, trash and deletion are the owner's."""
+
+    status_code = 403
+    code = "owner_only"
+    default_detail = "Only the session's owner may do this."
+
+
+class NotMessageAuthorError(DomainError):
+    """An editor changes only the messages they wrote; the owner, any."""
+
+    status_code = 403
+    code = "not_message_author"
+    default_detail = "Only the message's author or the session's owner may change it."
+
+
+class AlreadyMemberError(ConflictError):
+    code = "already_member"
+    default_detail = "This user is already a member of the session."
+
+
+class MemberLimitReachedError(ConflictError):
+    code = "member_limit_reached"
+    default_detail = "The session has as many members as it may have."
+
+
+class OwnerCannotLeaveError(ConflictError):
+    code = "owner_cannot_leave"
+    default_detail = (
+        "The owner cannot leave or be removed: transfer ownership first "
+        '(PATCH the new owner\'s membership with {"role": "owner"}), or delete the session.'
+    )
+
+
 class RealtimeUnavailableError(DomainError):
     """The channel layer is down; a relay-only request cannot do its job."""
 

@@ -59,7 +59,7 @@ def _batched(
 def export_json(session: ChatSession, messages: Iterable[ChatMessage]) -> Iterator[bytes]:
     """``{"session": {...}, "messages": [{...}, ...]}``, oldest message first."""
     return json_chunks(
-        f'{{"session": {_dumps(session_data(session))}, "messages": [',
+        f'{{"session": {_dumps(session_data(session, None))}, "messages": [',
         ([message_data(message) for message in batch] for batch in _batched(messages)),
         "]}",
     )

@@ -48,11 +48,14 @@ from chat_history.models import (
     ChatMessageFeedback,
     ChatMessageRevision,
     ChatSession,
+    ChatSessionMember,
     ImportJob,
     ImportStatus,
+    Role,
 )
 from chat_history.serializers import feedback_data
 from config.exceptions import SERVER_ERROR, error_answer
+from users import selectors as user_selectors
 from users.models import User
 
 logger = logging.getLogger(__name__)
@@ -413,7 +416,7 @@ def _conversation_write(*, user_id: int, conversation: Conversation) -> ChatSess
     """
     try:
         with transaction.atomic():
-            session = ChatSession.objects.create(
+            session = services.chat_session_insert(
                 user_id=user_id,
                 import_key=conversation.import_key,
                 title=conversation.title,
@@ -425,7 +428,7 @@ def _conversation_write(*, user_id: int, conversation: Conversation) -> ChatSess
         if ChatSession.objects.filter(user_id=user_id, import_key=conversation.import_key).exists():
             return None
         raise
-    rows = _messages_write(session, conversation)
+    rows = _messages_write(session, conversation, author=_author(user_id))
     _revisions_write(session, conversation, rows)
     _feedback_write(session, conversation, rows)
     services.chat_session_counters_refresh(sessions=ChatSession.objects.filter(pk=session.pk))
@@ -434,11 +437,23 @@ def _conversation_write(*, user_id: int, conversation: Conversation) -> ChatSess
         created_at=conversation.created_at, updated_at=conversation.updated_at, active_leaf_id=leaf
     )
     session.refresh_from_db()
+    # An imported conversation arrives read.
+    ChatSessionMember.objects.filter(session_id=session.pk).update(
+        last_read_message_id=session.last_message_id
+    )
+    session.my_last_read_message_id = session.last_message_id
     events.session_created(session)
     return session
 
 
-def _messages_write(session: ChatSession, conversation: Conversation) -> dict[str, ChatMessage]:
+def _author(user_id: int) -> tuple[int, str]:
+    """The importing user, the author of every imported user message."""
+    return user_id, user_selectors.user_username(user_id=user_id)
+
+
+def _messages_write(
+    session: ChatSession, conversation: Conversation, *, author: tuple[int, str]
+) -> dict[str, ChatMessage]:
     messages = conversation.messages
     on_path = _active_path(conversation)
     positions = _sibling_positions(messages)
@@ -447,6 +462,8 @@ def _messages_write(session: ChatSession, conversation: Conversation) -> dict[st
             ChatMessage(
                 session=session,
                 role=message.role,
+                author_id=author[0] if message.role == Role.USER else None,
+                author_name=author[1] if message.role == Role.USER else "",
                 content=message.content,
                 metadata=message.metadata,
                 client_message_id=message.client_message_id,

@@ -132,6 +132,17 @@ class ChatSession(TimestampedModel):
     import_key = models.CharField(  # noqa: DJ001 - NULL, not "": only keyed rows are unique
         max_length=IMPORT_KEY_MAX_LENGTH, null=True, blank=True, editable=False
     )
+    # How many members (the owner included) the session has: kept by the
+    # membership services with a conditional UPDATE, which is what holds the
+    # limit (CHAT_SESSION_MAX_MEMBERS) under concurrent adds.
+    member_count = models.PositiveIntegerField(default=1, db_default=1, editable=False)
+
+    # The reading member's side, for an end user's lookups: their role, unread
+    # count and read marker (annotated by ``chat_history.selectors``; None for a
+    # service, and until annotated).
+    my_role: str | None = None
+    my_unread_count: int | None = None
+    my_last_read_message_id: int | None = None
 
     class Meta:
         db_table = "chat_sessions"
@@ -158,6 +169,9 @@ class ChatSession(TimestampedModel):
         constraints = [
             models.CheckConstraint(
                 condition=Q(message_count__gte=0), name="chat_sessions_message_count_gte_0"
+            ),
+            models.CheckConstraint(
+                condition=Q(member_count__gte=1), name="chat_sessions_member_count_gte_1"
             ),
             models.CheckConstraint(
                 condition=Q(last_message_role__in=[*Role.values, ""]),
@@ -209,6 +223,18 @@ class ChatMessage(TimestampedModel):
         null=True, blank=True, editable=False, help_text="Set while the message is in the trash."
     )
     role = models.CharField(max_length=16, choices=Role.choices)
+    # Who wrote a human message (NULL for assistant and system messages, and once
+    # the author's account is deleted); the name is the one they had then.
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,  # a partial index below
+    )
+    # Database default too, so bulk loads (COPY) that leave it out get "".
+    author_name = models.CharField(max_length=150, blank=True, default="", db_default="")
     content = models.TextField()
     metadata = models.JSONField(
         default=dict, blank=True, help_text="Token usage, sources, timings, feedback..."
@@ -240,6 +266,12 @@ class ChatMessage(TimestampedModel):
                 name="chat_messages_trash_age",
                 condition=Q(deleted_at__isnull=False),
             ),
+            # An account deletion finds its messages in other people's sessions.
+            models.Index(
+                fields=["author"],
+                name="chat_messages_author",
+                condition=Q(author__isnull=False),
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -259,6 +291,52 @@ class ChatMessage(TimestampedModel):
 
     def __str__(self) -> str:
         return f"[{self.role}] {self.content[:50]}"
+
+
+class MemberRole(models.TextChoices):
+    OWNER = "owner", "Owner"  # everything, and the only one who manages the session
+    EDITOR = "editor", "Editor"  # reads and posts
+    VIEWER = "viewer", "Viewer"  # reads
+
+
+class ChatSessionMember(TimestampedModel):
+    """Who may use a session, and how: exactly one owner (``ChatSession.user``,
+    whose row every session has from its creation) and up to
+    ``CHAT_SESSION_MAX_MEMBERS`` members in all.
+
+    Each member's read marker (``last_read_message_id``) and the number of
+    live messages by others after it (``unread_count``) are kept by the
+    services with every message added, trashed or restored, so the session
+    list reads them from this row. ``created_at`` is when they joined.
+    """
+
+    session = models.ForeignKey(
+        ChatSession, on_delete=models.CASCADE, related_name="members", db_index=False
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_memberships"
+    )
+    role = models.CharField(max_length=16, choices=MemberRole.choices)
+    last_read_message_id = models.BigIntegerField(null=True, blank=True, editable=False)
+    unread_count = models.PositiveIntegerField(default=0, editable=False)
+
+    class Meta:
+        db_table = "chat_session_members"
+        verbose_name = "session member"
+        constraints = [
+            models.UniqueConstraint(fields=["session", "user"], name="chat_session_members_unique"),
+            models.UniqueConstraint(
+                fields=["session"],
+                condition=Q(role="owner"),
+                name="chat_session_members_one_owner",
+            ),
+            models.CheckConstraint(
+                condition=Q(role__in=MemberRole.values), name="chat_session_members_role_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} ({self.role}) in {self.session_id}"
 
 
 class ChatMessageRevision(models.Model):

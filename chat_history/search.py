@@ -16,7 +16,8 @@ from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchVe
 from django.db import connection
 from django.db.models import CharField, F, Q, QuerySet, Value
 
-from chat_history.models import ChatMessage, ChatSession
+from chat_history import selectors
+from chat_history.models import ChatMessage
 
 if TYPE_CHECKING:
     from users.models import User
@@ -47,17 +48,18 @@ def _text_matches(field: str, terms: list[str]) -> Q:
 
 
 def search_hits(*, user: User, terms: list[str]) -> QuerySet:
-    """Messages and session titles of ``user`` matching every term, newest first.
+    """Messages and session titles of the sessions ``user`` is a member of
+    (``selectors.readable_sessions``) matching every term, newest first.
 
     One SQL query (a UNION) per page plus one for the count; rows are dicts
     with ``kind, hit_id, hit_session_id, hit_title, hit_role, hit_at``. The
     snippets are added per page by ``search_snippets``.
     """
     # Every live message of every branch of the user's live sessions.
+    sessions = selectors.readable_sessions(user_id=user.pk)
     messages = ChatMessage.objects.filter(
-        session__user_id=user.pk, session__deleted_at__isnull=True, deleted_at__isnull=True
+        session__in=sessions.values("pk"), deleted_at__isnull=True
     )
-    sessions = ChatSession.objects.filter(user_id=user.pk, deleted_at__isnull=True)
     if _uses_full_text_search():
         query = _tsquery(terms)
         messages = messages.annotate(document=SearchVector("content", config=SEARCH_CONFIG)).filter(

@@ -1,12 +1,16 @@
 """Reads of the chat history, scoped to the acting principal.
 
-An end user sees only their own sessions and messages; anything else is
-"not found", exactly like something that does not exist. A service or an
+An end user sees the sessions they are a member of (as owner, editor or
+viewer: ``ChatSessionMember``) and those sessions' messages; anything else is
+"not found", exactly like something that does not exist. Their lookups carry
+their side of the membership (``my_role``, ``my_unread_count``,
+``my_last_read_message_id``), read in the same query. A service or an
 operator (``actor.is_service``) may read every session; the permission layer
 has already checked a service token's scope. What is in the trash is "not
 found" to everyone, except to its owner asking for the trash (``trash="only"``,
 or ``"include"`` for a permanent delete). Search and stats are selectors of
-their own (``chat_history.search``, ``chat_history.stats``).
+their own (``chat_history.search``, ``chat_history.stats``). What a member may
+change is the services' rule (``chat_history.services``).
 """
 
 from __future__ import annotations
@@ -17,12 +21,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from django.core.exceptions import ValidationError
-from django.db.models import Q, QuerySet
+from django.db.models import Case, F, FilteredRelation, Q, QuerySet, When
 from django.db.models.expressions import RawSQL
 
 from chat_history.errors import (
     ImportJobNotFoundError,
+    MemberNotFoundError,
     MessageNotFoundError,
+    OwnerOnlyError,
     SessionNotFoundError,
 )
 from chat_history.models import (
@@ -30,7 +36,9 @@ from chat_history.models import (
     ChatMessageFeedback,
     ChatMessageRevision,
     ChatSession,
+    ChatSessionMember,
     ImportJob,
+    MemberRole,
 )
 from core.batches import iter_by_pk
 
@@ -54,10 +62,44 @@ def _trash_filter(trash: Trash, actor: Principal) -> Q:
     return ~live if trash == "only" else Q()
 
 
-def trash_view_check(*, actor: Principal) -> None:
-    """Only owners list a trash (theirs); a service asking is a 400 on ``trashed``."""
+def _as_member(sessions: QuerySet[ChatSession], user_id: int) -> QuerySet[ChatSession]:
+    """``sessions`` that ``user_id`` is a member of, each with that member's
+    role, unread count and read marker: one join on the membership's unique
+    (session, user) key, in the same query."""
+    # The plugin of the type checker knows neither a filtered relation's alias
+    # nor annotations that fill attributes the model declares (ChatSession.my_*).
+    return (
+        sessions.annotate(mine=FilteredRelation("members", condition=Q(members__user_id=user_id)))
+        .filter(mine__isnull=False)
+        .annotate(  # type: ignore[no-redef]
+            my_role=F("mine__role"),
+            my_unread_count=F("mine__unread_count"),
+            my_last_read_message_id=F("mine__last_read_message_id"),
+        )
+    )
+
+
+def readable_sessions(*, user_id: int) -> QuerySet[ChatSession]:
+    """The live sessions ``user_id`` is a member of (owns or shares): what
+    their search and stats cover. Use as ``session__in=``."""
+    return ChatSession.objects.filter(members__user_id=user_id, deleted_at__isnull=True)
+
+
+def trash_view_check(*, actor: Principal, session: ChatSession | None = None) -> None:
+    """Only owners list a trash (theirs); a service asking is a 400 on ``trashed``,
+    a member of ``session`` who is not its owner a 403 ``owner_only``."""
     if actor.is_service:
         raise ValidationError({"trashed": "Only a session's owner sees the trash."})
+    if session is not None and session.user_id != actor.pk:
+        raise OwnerOnlyError()
+
+
+def whole_tree_check(*, actor: Principal, session: ChatSession) -> None:
+    """The whole tree (``?format=lossless``) holds the trash, which is its
+    owner's alone: another member gets 403 ``owner_only`` (the other formats
+    follow the active path, which every member reads)."""
+    if not actor.is_service and session.user_id != actor.pk:
+        raise OwnerOnlyError("Only the session's owner exports the whole tree (lossless).")
 
 
 # --- Sessions -----------------------------------------------------------------
@@ -73,7 +115,9 @@ def session_get(
         raise SessionNotFoundError() from None
     sessions = ChatSession.objects.filter(_trash_filter(trash, actor))
     if not actor.is_service:
-        sessions = sessions.filter(user_id=actor.pk)
+        sessions = _as_member(sessions, actor.pk)
+        if trash != "exclude":  # the trash is its owner's alone
+            sessions = sessions.filter(user_id=actor.pk)
     try:
         return sessions.get(session_id=session_id)
     except ChatSession.DoesNotExist:
@@ -87,12 +131,15 @@ def session_list(
     search: str | None = None,
     user_id: int | None = None,
     trashed: bool = False,
+    role: str | None = None,
 ) -> QuerySet[ChatSession]:
     """Pinned first, then newest activity first; one query per page.
 
-    ``user_id`` narrows a service principal's list to one owner; end users
-    always get their own sessions only and may not pass it. ``trashed``: the
-    end user's trash instead, most recently deleted first.
+    An end user's list holds the sessions they own and those they are a
+    member of, each with their role and unread count; ``role`` narrows it
+    (``owner``: mine only). ``user_id`` narrows a service principal's list to
+    one owner; end users may not pass it. ``trashed``: the end user's trash
+    instead (the sessions they own), most recently deleted first.
     """
     sessions = ChatSession.objects.all()
     if trashed:
@@ -100,10 +147,16 @@ def session_list(
     if actor.is_service:
         if user_id is not None:
             sessions = sessions.filter(user_id=user_id)
+        if role is not None:
+            raise ValidationError({"role": "Only a member lists sessions by their role."})
     elif user_id is not None:
         raise ValidationError({"user_id": "Only service tokens may list another user's sessions."})
     else:
-        sessions = sessions.filter(user_id=actor.pk)
+        sessions = _as_member(sessions, actor.pk)
+        if trashed or role == MemberRole.OWNER:
+            sessions = sessions.filter(user_id=actor.pk)
+        elif role is not None:
+            sessions = sessions.filter(mine__role=role)  # type: ignore[misc]
     if archived is not None:
         sessions = sessions.filter(archived=archived)
     if search:
@@ -113,6 +166,40 @@ def session_list(
     if trashed:
         return sessions.filter(deleted_at__isnull=False).order_by("-deleted_at", "-id")
     return sessions.filter(deleted_at__isnull=True).order_by("-pinned", "-updated_at", "-id")
+
+
+def session_members(*, session: ChatSession) -> list[ChatSessionMember]:
+    """The session's members with their users, the owner first, then by
+    arrival: one query (a session has at most ``CHAT_SESSION_MAX_MEMBERS``)."""
+    return list(
+        ChatSessionMember.objects.filter(session_id=session.pk)
+        .select_related("user")
+        .order_by(Case(When(role=MemberRole.OWNER, then=0), default=1), "created_at", "id")
+    )
+
+
+def session_member_get(*, session: ChatSession, user_id: int) -> ChatSessionMember:
+    """``user_id``'s membership of ``session``, else ``MemberNotFoundError`` (404)."""
+    try:
+        return ChatSessionMember.objects.select_related("user").get(
+            session_id=session.pk, user_id=user_id
+        )
+    except ChatSessionMember.DoesNotExist:
+        raise MemberNotFoundError() from None
+
+
+def contact_ids(*, user_id: int) -> set[int]:
+    """The users ``user_id`` shares a live session with (themselves left out):
+    whose online status they may see. One query."""
+    shared = ChatSessionMember.objects.filter(
+        user_id=user_id, session__deleted_at__isnull=True
+    ).values("session_id")
+    return set(
+        ChatSessionMember.objects.filter(session_id__in=shared)
+        .exclude(user_id=user_id)
+        .values_list("user_id", flat=True)
+        .distinct()
+    )
 
 
 def session_iter_owned(*, user_id: int, batch_size: int = 200) -> Iterator[ChatSession]:
@@ -134,11 +221,30 @@ def message_get(*, actor: Principal, message_id: int, trash: Trash = "exclude") 
         _trash_filter(trash, actor), session__deleted_at__isnull=True
     )
     if not actor.is_service:
-        messages = messages.filter(session__user_id=actor.pk)
+        messages = messages.annotate(
+            mine=FilteredRelation(
+                "session__members", condition=Q(session__members__user_id=actor.pk)
+            )
+        ).filter(mine__isnull=False)
+        if trash != "exclude":  # the trash is its owner's alone
+            messages = messages.filter(session__user_id=actor.pk)
+        messages = messages.annotate(
+            _role=F("mine__role"),
+            _unread=F("mine__unread_count"),
+            _last_read=F("mine__last_read_message_id"),
+        )
     try:
-        return messages.get(pk=message_id)
+        message = messages.get(pk=message_id)
     except ChatMessage.DoesNotExist:
         raise MessageNotFoundError() from None
+    if not actor.is_service:
+        session = message.session
+        session.my_role, session.my_unread_count, session.my_last_read_message_id = (
+            message._role,  # type: ignore[attr-defined]
+            message._unread,  # type: ignore[attr-defined]
+            message._last_read,  # type: ignore[attr-defined]
+        )
+    return message
 
 
 def message_siblings(*, message: ChatMessage) -> list[ChatMessage]:
@@ -295,6 +401,16 @@ _PATH_UP_SQL = """
     )
     SELECT id FROM path WHERE id > %s AND id <> %s
 """
+
+
+def message_on_path(*, session: ChatSession, leaf: int, message_id: int) -> bool:
+    """Whether ``message_id`` is ``leaf`` or one of its ancestors: a walk up
+    from the leaf that stops below ``message_id`` (ids only grow along a
+    path). One query."""
+    if message_id < 1:
+        return False
+    path = path_up(session=session, start=leaf, above=message_id - 1)
+    return _any(_session_messages(session).filter(pk=message_id, pk__in=path).order_by())
 
 
 def _session_messages(session: ChatSession) -> QuerySet[ChatMessage]:

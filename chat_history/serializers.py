@@ -31,9 +31,11 @@ from chat_history.models import (
     ChatMessage,
     ChatMessageRevision,
     ChatSession,
+    ChatSessionMember,
     ImportFormat,
     ImportJob,
     ImportStatus,
+    MemberRole,
     Rating,
     Role,
     validate_message_content,
@@ -42,6 +44,7 @@ from chat_history.models import (
 
 if TYPE_CHECKING:
     from chat_history.selectors import HistoryPage
+    from realtime.presence import OnlineStatus
 
 # A streamed piece is a few tokens; this only stops abuse of the relay.
 STREAM_DELTA_MAX_LENGTH = 16_000
@@ -70,6 +73,11 @@ def message_data(message: ChatMessage) -> dict[str, Any]:
         "session_id": str(message.session.session_id),
         "parent_id": message.parent_id,
         "role": message.role,
+        "author": (
+            {"user_id": message.author_id, "username": message.author_name}
+            if message.author_id is not None
+            else None
+        ),
         "content": message.content,
         "metadata": message.metadata,
         "client_message_id": message.client_message_id,
@@ -99,8 +107,34 @@ def feedback_data(feedback: _Rating) -> dict[str, Any]:
     }
 
 
-def session_data(session: ChatSession) -> dict[str, Any]:
-    """A session list item; also the body of session detail and session events."""
+class _MemberSide(Protocol):
+    @property
+    def role(self) -> str: ...
+    @property
+    def unread_count(self) -> int: ...
+    @property
+    def last_read_message_id(self) -> int | None: ...
+
+
+_AS_LOOKED_UP: Any = object()
+
+
+def session_data(
+    session: ChatSession, member: _MemberSide | None = _AS_LOOKED_UP
+) -> dict[str, Any]:
+    """A session list item; also the body of session detail and session events.
+
+    ``my_role``, ``unread_count`` and ``last_read_message_id`` are one
+    member's side: ``member``'s, by default the reader's own as their lookup
+    read it (``session.my_*``); null for a service, or with ``member=None``
+    (an event every watcher of the session gets).
+    """
+    if member is _AS_LOOKED_UP:
+        mine = (session.my_role, session.my_unread_count, session.my_last_read_message_id)
+    elif member is None:
+        mine = (None, None, None)
+    else:
+        mine = (member.role, member.unread_count, member.last_read_message_id)
     last_message = None
     if session.last_message_id is not None:
         last_message = {
@@ -118,16 +152,36 @@ def session_data(session: ChatSession) -> dict[str, Any]:
         "message_count": session.message_count,
         "last_message": last_message,
         "active_leaf_id": session.active_leaf_id,
+        "member_count": session.member_count,
+        "my_role": mine[0],
+        "unread_count": mine[1],
+        "last_read_message_id": mine[2],
         "created_at": iso_datetime(session.created_at),
         "updated_at": iso_datetime(session.updated_at),
         "deleted_at": iso_datetime(session.deleted_at),
     }
 
 
-def session_detail_data(session: ChatSession) -> dict[str, Any]:
+def member_data(member: ChatSessionMember, status: OnlineStatus | None = None) -> dict[str, Any]:
+    """A session's member (seed 002's room participant). ``status``: whether
+    they are connected anywhere now, and when they last were (None: not
+    looked up, as in events; ``ws/online/`` tells those live)."""
+    return {
+        "user_id": member.user_id,
+        "username": member.user.username,
+        "role": member.role,
+        "joined_at": iso_datetime(member.created_at),
+        "online": status.online if status is not None else None,
+        "last_seen_at": iso_datetime(status.last_seen_at) if status is not None else None,
+    }
+
+
+def session_detail_data(
+    session: ChatSession, member: _MemberSide | None = _AS_LOOKED_UP
+) -> dict[str, Any]:
     """A session on its own: the list item plus its instructions (left out of
     lists, where every item would carry a whole system prompt)."""
-    return {**session_data(session), "instructions": session.instructions}
+    return {**session_data(session, member), "instructions": session.instructions}
 
 
 def openai_message_data(message: ChatMessage) -> dict[str, str]:
@@ -201,6 +255,11 @@ class FeedbackSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
+class AuthorSerializer(serializers.Serializer):
+    user_id = serializers.IntegerField()
+    username = serializers.CharField(help_text="Their name when they wrote it.")
+
+
 class MessageSerializer(_DelegatingSerializer):
     build = staticmethod(message_data)
 
@@ -210,6 +269,11 @@ class MessageSerializer(_DelegatingSerializer):
         allow_null=True, help_text="The message this one follows; null for a first message."
     )
     role = serializers.ChoiceField(choices=Role.choices)
+    author = AuthorSerializer(
+        allow_null=True,
+        help_text="Who wrote a user message (in a shared session, which member); "
+        "null for assistant and system messages.",
+    )
     content = serializers.CharField()
     metadata = serializers.DictField(help_text="Free-form JSON object (tokens_used, sources...).")
     client_message_id = serializers.CharField(allow_null=True)
@@ -252,11 +316,45 @@ class SessionSerializer(_DelegatingSerializer):
     active_leaf_id = serializers.IntegerField(
         allow_null=True, help_text="The tip of the active path; null while empty."
     )
+    member_count = serializers.IntegerField(
+        help_text="Members, the owner included (1: not shared)."
+    )
+    my_role = serializers.ChoiceField(
+        choices=MemberRole.choices,
+        allow_null=True,
+        help_text="Your role in it; null for a service token.",
+    )
+    unread_count = serializers.IntegerField(
+        allow_null=True,
+        help_text="Live messages after your read marker written by others; null for a service.",
+    )
+    last_read_message_id = serializers.IntegerField(
+        allow_null=True, help_text="Your read marker (POST sessions/{id}/read/)."
+    )
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
     deleted_at = serializers.DateTimeField(
         allow_null=True, help_text="When it went to the trash; null unless listed from the trash."
     )
+
+
+class MemberSerializer(serializers.Serializer):
+    user_id = serializers.IntegerField()
+    username = serializers.CharField()
+    role = serializers.ChoiceField(choices=MemberRole.choices)
+    joined_at = serializers.DateTimeField()
+    online = serializers.BooleanField(
+        allow_null=True,
+        help_text="Connected on any device now; null in events (ws/online/ tells it live).",
+    )
+    last_seen_at = serializers.DateTimeField(
+        allow_null=True, help_text="When they were last connected, if not now."
+    )
+
+
+class ReadMarkerSerializer(serializers.Serializer):
+    last_read_message_id = serializers.IntegerField(allow_null=True)
+    unread_count = serializers.IntegerField()
 
 
 class SessionDetailSerializer(SessionSerializer):
@@ -427,6 +525,11 @@ class SessionListQuerySerializer(serializers.Serializer):
         default=False,
         help_text="My trash instead (owners only), most recently deleted first.",
     )
+    role = serializers.ChoiceField(
+        choices=MemberRole.choices,
+        required=False,
+        help_text="Only the sessions where my role is this (owner: the ones I own).",
+    )
 
 
 class DeleteQuerySerializer(serializers.Serializer):
@@ -461,6 +564,44 @@ class MessageCreateBodySerializer(serializers.Serializer):
         help_text="Omit to follow the active path's tip. A message of the session starts a "
         "branch beside its other replies (regenerate: the answer's parent; edit: the "
         "question's parent); null starts a new first message.",
+    )
+    author_id = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_MESSAGE_ID,
+        help_text="Service tokens, user messages only: the member who wrote it "
+        "(an owner or editor); default the session's owner.",
+    )
+
+
+class MemberAddInputSerializer(serializers.Serializer):
+    user_id = serializers.IntegerField(required=False, min_value=1, max_value=MAX_MESSAGE_ID)
+    email = serializers.EmailField(required=False, max_length=254)
+    role = serializers.ChoiceField(
+        choices=[MemberRole.EDITOR, MemberRole.VIEWER],
+        default=MemberRole.EDITOR,
+        help_text="editor: reads and posts; viewer: reads.",
+    )
+
+    def validate(self, attrs):
+        if ("user_id" in attrs) == ("email" in attrs):
+            raise serializers.ValidationError("Give exactly one of user_id and email.")
+        return attrs
+
+
+class MemberUpdateInputSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(
+        choices=MemberRole.choices,
+        help_text="owner transfers the session to this member (you become an editor).",
+    )
+
+
+class ReadInputSerializer(serializers.Serializer):
+    message_id = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_MESSAGE_ID,
+        help_text="The last message read; default the session's newest.",
     )
 
 

@@ -2,11 +2,14 @@
 
 Every function is keyword-only and runs in one transaction; the events it
 publishes (``chat_history.events``) are encoded inside it and leave only after
-it commits. Callers (views, consumers, the admin) have already decided who may
-do what: the permission layer checks a service token's scope, and the
-selectors hand out only sessions and messages the actor may see. Input arrives
-validated by the input serializers; the rules here are the ones that need the
-database (idempotency, counters, a merged metadata's size).
+it commits. Callers (views, consumers, the admin) have already checked a
+service token's scope, and the selectors hand out only sessions and messages
+the actor may see (a member's). What a member may change is decided here
+(``_role_check``), from the role read under the session's lock: the owner
+everything; an editor posts, switches branches and changes the messages they
+wrote; a viewer reads. Services and operators act on any session. Input
+arrives validated by the input serializers; the rules here are the ones that
+need the database (idempotency, counters, limits, a merged metadata's size).
 """
 
 from __future__ import annotations
@@ -14,35 +17,47 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Final
+from typing import Any, Final, Literal, NamedTuple
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, F, Max, Q, QuerySet
+from django.db.models import Count, F, Max, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Substr
 from django.utils import timezone
 
 from chat_history import events
 from chat_history.errors import (
+    AlreadyMemberError,
     FeedbackNotFoundError,
     IdempotencyConflictError,
+    MemberLimitReachedError,
+    MemberNotFoundError,
     MessageNotFoundError,
+    NotMessageAuthorError,
+    OwnerCannotLeaveError,
+    OwnerOnlyError,
+    ReadOnlyMemberError,
     RealtimeUnavailableError,
     RoleNotAllowedError,
     SessionNotFoundError,
 )
+from chat_history.events import MemberView
 from chat_history.models import (
     PREVIEW_MAX_LENGTH,
     ChatMessage,
     ChatMessageFeedback,
     ChatMessageRevision,
     ChatSession,
+    ChatSessionMember,
+    MemberRole,
     Role,
     validate_message_metadata,
 )
 from chat_history.serializers import feedback_data
 from core.batches import iter_by_pk
 from users import selectors as user_selectors
+from users.models import User
 from users.principals import Principal, SystemPrincipal, principal_label
 
 TITLE_FROM_MESSAGE_LENGTH = 60
@@ -86,10 +101,20 @@ def chat_session_create(
 
     Publishes ``session.created`` to the owner's group.
     """
-    session = ChatSession.objects.create(
+    session = chat_session_insert(
         user_id=_owner_id(actor, user_id), title=title.strip(), instructions=instructions
     )
     events.session_created(session)
+    return session
+
+
+def chat_session_insert(*, user_id: int, **fields: Any) -> ChatSession:
+    """The session's row and its owner's membership (every session has one),
+    publishing nothing: for ``chat_session_create``, the import, and test
+    factories. ``fields`` are the session's other columns. Two queries."""
+    session = ChatSession.objects.create(user_id=user_id, **fields)
+    ChatSessionMember.objects.create(session=session, user_id=user_id, role=MemberRole.OWNER)
+    session.my_role, session.my_unread_count = MemberRole.OWNER, 0
     return session
 
 
@@ -123,9 +148,13 @@ def chat_session_update(
     from its first user message). ``active_leaf_id`` names any live message of
     the session: the active path becomes the path through it, continued down
     its newest live reply at each step, so it always ends at a leaf (what a
-    "2/3" switcher shows). Publishes ``session.updated`` to the session's and
-    the owner's groups.
+    "2/3" switcher shows). The settings are the owner's; an editor may
+    switch branches. Publishes ``session.updated`` to the session's group
+    and every member's.
     """
+    role = _session_lock(session, actor=actor).actor_role
+    wants_settings = any(v is not None for v in (title, instructions, archived, pinned))
+    _role_check(actor, role, "manage" if wants_settings else "post")
     if title is not None:
         title = title.strip()
         if not title:
@@ -144,7 +173,6 @@ def chat_session_update(
     for name in changed:
         setattr(session, name, wanted[name])
     if active_leaf_id is not None:
-        _session_lock(session)
         leaf = _newest_leaf(session, _live_message_id(session, active_leaf_id, "active_leaf_id"))
         if leaf != session.active_leaf_id:
             _active_path_move(session, leaf_id=leaf)
@@ -152,7 +180,7 @@ def chat_session_update(
             changed.append("active_leaf_id")
     if changed:
         session.save(update_fields=[*changed, "updated_at"])
-        events.session_updated(session, to_session_group=True)
+        events.session_updated(session, _members_view(session), to_session_group=True)
     return session
 
 
@@ -168,45 +196,127 @@ def chat_session_delete(*, actor: Principal, session: ChatSession, permanent: bo
     finds the session gone (``SessionNotFoundError``, 404). Raises
     ``SessionNotFoundError`` if another delete got there first.
     """
-    user_id, session_id, was_live = session.user_id, str(session.session_id), not session.deleted_at
-    _session_lock(session, live=not permanent)
+    session_id, was_live = str(session.session_id), not session.deleted_at
+    _role_check(actor, _session_lock(session, actor=actor, live=not permanent).actor_role, "manage")
+    member_ids = [member.user_id for member in _members_view(session)]
     if permanent:
         session.delete()
     else:
         session.deleted_at = timezone.now()
         session.save(update_fields=["deleted_at", "updated_at"])
     if was_live:
-        events.session_deleted(user_id=user_id, session_id=session_id)
+        events.session_deleted(member_ids=member_ids, session_id=session_id)
 
 
 @transaction.atomic
 def chat_session_restore(*, actor: Principal, session: ChatSession) -> ChatSession:
-    """Take a session out of the trash; publishes ``session.restored`` to the owner."""
-    _session_lock(session, live=False)
+    """Take a session out of the trash (the owner's); publishes
+    ``session.restored`` to every member."""
+    _role_check(actor, _session_lock(session, actor=actor, live=False).actor_role, "manage")
     session.deleted_at = None
     session.save(update_fields=["deleted_at", "updated_at"])
-    events.session_restored(session)
+    events.session_restored(session, _members_view(session))
     return session
 
 
-def _session_lock(session: ChatSession, *, live: bool = True) -> None:
-    """Lock the session's row and reload the columns the services maintain.
+def _session_lock(
+    session: ChatSession,
+    *,
+    actor: Principal | None = None,
+    live: bool = True,
+    member_id: int | None = None,
+) -> _Locked:
+    """Lock the session's row, reload the columns the services maintain, and
+    read the role of ``actor`` (an end user; None for a service) as it is now:
+    an end user who is no longer a member finds the session gone (404).
 
-    Every write that moves the session's counters, active path or sibling
-    positions (a message added, trashed, restored or purged, a branch switch)
-    takes this lock first, so they never interleave and those columns are
-    plain reads and writes (an edit locks only its message's row). ``live``:
-    the session must be live (True) or may be in the trash (False); a session
-    gone meanwhile is a 404.
+    Every write that moves the session's counters, active path, sibling
+    positions or members (a message added, trashed, restored or purged, a
+    branch switch, a member added or removed) takes this lock first, so they
+    never interleave and those columns are plain reads and writes (an edit
+    locks only its message's row). ``live``: the session must be live (True)
+    or may be in the trash (False); a session gone meanwhile is a 404.
+    ``member_id``: also read that user's role and name, in the same query.
     """
     rows = ChatSession.objects.select_for_update().filter(pk=session.pk)
     if live:
         rows = rows.filter(deleted_at__isnull=True)
-    current = rows.values(*_SESSION_SUMMARY_FIELDS).first()
+    fields = [*_SESSION_SUMMARY_FIELDS, "user_id", "member_count"]
+    user_id = None if actor is None or actor.is_service else actor.pk
+    if user_id is not None:
+        rows = rows.annotate(actor_role=_role_of(user_id))
+        fields.append("actor_role")
+    if member_id is not None:
+        rows = rows.annotate(
+            member_role=_role_of(member_id),
+            member_name=Subquery(User.objects.filter(pk=member_id).values("username")[:1]),
+        )
+        fields += ["member_role", "member_name"]
+    current = rows.values(*fields).first()
     if current is None:
+        raise SessionNotFoundError()
+    locked = _Locked(
+        current.pop("actor_role", None),
+        current.pop("member_role", None),
+        current.pop("member_name", None),
+    )
+    if user_id is not None and locked.actor_role is None:  # removed meanwhile
         raise SessionNotFoundError()
     for name, value in current.items():
         setattr(session, name, value)
+    return locked
+
+
+class _Locked(NamedTuple):
+    actor_role: str | None  # the acting end user's role (None for a service)
+    member_role: str | None  # ``member_id``'s role, if asked
+    member_name: str | None  # and their username
+
+
+def _role_of(user_id: int) -> Subquery:
+    return Subquery(
+        ChatSessionMember.objects.filter(session_id=OuterRef("pk"), user_id=user_id).values("role")[
+            :1
+        ]
+    )
+
+
+Need = Literal["read", "post", "manage"]
+
+
+def _role_check(actor: Principal, role: str | None, need: Need) -> None:
+    """Whether a member with ``role`` may do what needs ``need``: the one home
+    of the roles' rules. Services and operators may do anything here (their
+    token's scopes were checked before)."""
+    if actor.is_service:
+        return
+    if role is None:
+        raise SessionNotFoundError()
+    if need == "manage" and role != MemberRole.OWNER:
+        raise OwnerOnlyError()
+    if need == "post" and role == MemberRole.VIEWER:
+        raise ReadOnlyMemberError()
+
+
+def _actor_role(actor: Principal, session: ChatSession) -> str | None:
+    """``actor``'s role in ``session`` as their lookup read it
+    (``session.my_role``), else as it is now (one query)."""
+    if actor.is_service:
+        return None
+    if session.my_role is None:
+        session.my_role = (
+            ChatSessionMember.objects.filter(session_id=session.pk, user_id=actor.pk)
+            .values_list("role", flat=True)
+            .first()
+        )
+    return session.my_role
+
+
+def _message_change_check(actor: Principal, role: str | None, message: ChatMessage) -> None:
+    """The owner changes any message, an editor the ones they wrote."""
+    _role_check(actor, role, "post")
+    if not actor.is_service and role != MemberRole.OWNER and message.author_id != actor.pk:
+        raise NotMessageAuthorError()
 
 
 # --- Messages -----------------------------------------------------------------
@@ -223,6 +333,7 @@ def chat_message_create(
     client_message_id: str | None = None,
     stream_id: str | None = None,
     parent_id: int | _Append | None = APPEND,
+    author_id: int | None = None,
 ) -> tuple[ChatMessage, bool]:
     """Add a message; returns ``(message, created)``.
 
@@ -232,29 +343,47 @@ def chat_message_create(
     a regenerated answer, an edited question. Either way it becomes the
     active path's tip.
 
-    End users post ``user`` messages only (403 ``role_not_allowed``); the AI
-    service posts any role. With ``client_message_id`` the create is idempotent
-    within the session: a key already used returns the original message and
-    ``created=False`` (nothing written, nothing published); the same key with a
-    different role or content is a 409. Concurrent duplicates are settled by the unique
+    End users post ``user`` messages only (403 ``role_not_allowed``), as
+    their session's owner or an editor (a viewer's post is a 403
+    ``read_only_member``); the message records them as its author. The AI
+    service posts any role; a ``user`` message it posts is written by
+    ``author_id`` (a member who may post; default the owner). With
+    ``client_message_id`` the create is idempotent within the session: a key
+    already used returns the original message and ``created=False`` (nothing
+    written, nothing published); the same key with a different role or
+    content is a 409. Concurrent duplicates are settled by the unique
     constraint, not by a read first. ``stream_id`` (a streamed reply this
     message completes) is kept as ``metadata["stream_id"]``.
 
-    Locks the session's row (``_session_lock``), then in the same transaction
-    moves its ``message_count``, last-message copy, active leaf and
-    ``updated_at``; an untitled session takes its title from its first user
-    message. Three queries for an append; a branch adds the sibling positions
-    and the move of the active path. Publishes ``message.created`` to the
-    session's group and ``session.updated`` to the owner's (and to the
-    session's when the title was set or the active path moved elsewhere).
+    Locks the session's row (``_session_lock``, which also reads the poster's
+    role), then in the same transaction moves its ``message_count``,
+    last-message copy, active leaf and ``updated_at``, and every member's
+    unread count (the author's read marker moves to the new message); an
+    untitled session takes its title from its first user message. Four
+    queries for an append; a branch adds the sibling positions and the move
+    of the active path. Publishes ``message.created`` to the session's group
+    and ``session.updated`` to every member's (and to the session's when the
+    title was set or the active path moved elsewhere).
     """
     if not actor.is_service and role != Role.USER:
         raise RoleNotAllowedError()
+    if author_id is not None and (not actor.is_service or role != Role.USER):
+        raise ValidationError({"author_id": "Only a service names the author of a user message."})
     metadata = {} if metadata is None else metadata
     if stream_id is not None:
         metadata = {**metadata, "stream_id": stream_id}
         _validate_metadata(metadata)
-    _session_lock(session)
+    if actor.is_service and role == Role.USER:
+        author_id = author_id or session.user_id
+    elif not actor.is_service:
+        author_id = actor.pk
+    locked = _session_lock(session, actor=actor, member_id=author_id)
+    _role_check(actor, locked.actor_role, "post")
+    author_name = ""
+    if author_id is not None:
+        if locked.member_role in (None, MemberRole.VIEWER):
+            raise ValidationError({"author_id": "Not a member of this session who may post."})
+        author_name = locked.member_name or ""
     if isinstance(parent_id, _Append):
         parent_id = session.active_leaf_id
     elif parent_id is not None:
@@ -265,6 +394,8 @@ def chat_message_create(
         parent_id=parent_id,
         on_active_path=not branches,
         role=str(role),  # a plain string in events, even if given a Role member
+        author_id=author_id,
+        author_name=author_name,
         content=content,
         metadata=metadata,
         client_message_id=client_message_id,
@@ -285,8 +416,11 @@ def chat_message_create(
         message.sibling_index, message.sibling_count = positions[message.pk]
         _active_path_move(session, leaf_id=message.pk)
     title_was_set = _session_record_new_message(session, message)
+    members = _unread_moved(session, message, by=+1, created=True)
     events.message_created(message)
-    events.session_updated(session, to_session_group=title_was_set or branches)
+    events.session_updated(
+        session, members, to_session_group=title_was_set or branches, activity=True
+    )
     return message, True
 
 
@@ -336,6 +470,60 @@ def _last_message_copy(message: ChatMessage | None) -> dict[str, Any]:
         "last_message_preview": one_line(message.content, PREVIEW_MAX_LENGTH),
         "last_message_at": message.created_at,
     }
+
+
+# --- Members' unread counts -------------------------------------------------------
+# Each member's ``unread_count`` is the number of live messages after their read
+# marker that someone else wrote (assistant messages included). The writes that
+# change that set move it in one UPDATE of the session's member rows, and take
+# the rows' new values back for the members' ``session.updated`` events.
+
+_UNREAD_SQL = """
+    UPDATE chat_session_members
+    SET unread_count = CASE
+            WHEN user_id = %(author)s THEN
+                CASE WHEN %(author_reads)s = 1 THEN 0 ELSE unread_count END
+            WHEN last_read_message_id IS NULL OR last_read_message_id < %(message)s
+                THEN MAX_OR_GREATEST(unread_count + %(by)s, 0)
+            ELSE unread_count
+        END,
+        last_read_message_id = CASE
+            WHEN user_id = %(author)s AND %(author_reads)s = 1 THEN %(message)s
+            ELSE last_read_message_id
+        END
+    WHERE session_id = %(session)s
+    RETURNING user_id, role, unread_count, last_read_message_id
+"""
+
+
+def _unread_moved(
+    session: ChatSession, message: ChatMessage, *, by: int, created: bool = False
+) -> list[MemberView]:
+    """Count ``message`` in (``by=+1``: added or restored) or out (``-1``:
+    trashed or purged) of every member's unread count but its author's. A
+    ``created`` message also moves its author's read marker to it and their
+    count to 0 (writing is reading). One query; returns every member's row."""
+    greatest = "MAX" if connection.vendor == "sqlite" else "GREATEST"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _UNREAD_SQL.replace("MAX_OR_GREATEST", greatest),
+            {
+                "author": message.author_id,
+                "author_reads": int(created),
+                "message": message.pk,
+                "by": by,
+                "session": session.pk,
+            },
+        )
+        return [MemberView(*row) for row in cursor.fetchall()]
+
+
+def _members_view(session: ChatSession) -> list[MemberView]:
+    """Every member's role, unread count and read marker: one query."""
+    rows = ChatSessionMember.objects.filter(session_id=session.pk).values_list(
+        "user_id", "role", "unread_count", "last_read_message_id"
+    )
+    return [MemberView(*row) for row in rows]
 
 
 # --- The tree -------------------------------------------------------------------
@@ -507,11 +695,13 @@ def chat_message_update(
     ``version``; a metadata merge keeps no history. The merge follows JSON
     merge patch (RFC 7386): nested objects merge, a null removes a key. The
     row is locked while merging, so two concurrent patches (say feedback and
-    token usage) both land. Publishes ``message.updated`` (and
-    ``session.updated`` when the session's last message preview changed).
+    token usage) both land. The owner edits any message, an editor the ones
+    they wrote (the role their lookup read). Publishes ``message.updated``
+    (and ``session.updated`` when the session's last message preview changed).
     Unchanged values write and publish nothing.
     """
     session = message.session
+    _message_change_check(actor, _actor_role(actor, session), message)
     try:
         current = ChatMessage.objects.select_for_update().get(
             pk=message.pk, deleted_at__isnull=True
@@ -541,7 +731,7 @@ def chat_message_update(
             last_message_preview=preview
         ):
             session.last_message_preview = preview
-            events.session_updated(session, to_session_group=False)
+            events.session_updated(session, _members_view(session), to_session_group=False)
     return current
 
 
@@ -587,16 +777,19 @@ def chat_message_delete(*, actor: Principal, message: ChatMessage, permanent: bo
     in the tree: its replies remain on their path. A permanent delete hands
     its replies to its parent and removes its revisions and feedback. The
     session's count, last-message copy and its siblings' positions follow;
-    the active leaf moves to the parent if it was this message. Locks the
-    session's row. Publishes ``message.deleted`` to the session's group and
-    ``session.updated`` to the owner's.
+    the active leaf moves to the parent if it was this message. The owner
+    deletes any message, an editor the ones they wrote; only the owner sees
+    the trash, so only they purge from it. Locks the session's row.
+    Publishes ``message.deleted`` to the session's group and
+    ``session.updated`` to every member's.
     """
     session = message.session
-    _session_lock(session)
+    role = _session_lock(session, actor=actor).actor_role
     try:
         current = _session_messages(session).get(pk=message.pk)
     except ChatMessage.DoesNotExist:
         raise MessageNotFoundError() from None
+    _message_change_check(actor, role, current)
     was_live = current.deleted_at is None
     if permanent:
         _message_purge(session, current)
@@ -608,8 +801,9 @@ def chat_message_delete(*, actor: Principal, message: ChatMessage, permanent: bo
     if was_live:
         _siblings_renumber(session, current.parent_id)
         _session_count_moved(session, removed=current)
+        members = _unread_moved(session, current, by=-1)
         events.message_deleted(session=session, message_id=current.pk)
-        events.session_updated(session, to_session_group=False)
+        events.session_updated(session, members, to_session_group=False, activity=True)
 
 
 def _message_purge(session: ChatSession, message: ChatMessage) -> None:
@@ -648,11 +842,12 @@ def _session_count_moved(
 def chat_message_restore(*, actor: Principal, message: ChatMessage) -> ChatMessage:
     """Take a message out of the trash, back in its place in the tree.
 
-    Locks the session's row; publishes ``message.restored`` ``{message}`` to
-    the session's group and ``session.updated`` to the owner's.
+    The owner's (the trash is theirs). Locks the session's row; publishes
+    ``message.restored`` ``{message}`` to the session's group and
+    ``session.updated`` to every member's.
     """
     session = message.session
-    _session_lock(session)
+    _role_check(actor, _session_lock(session, actor=actor).actor_role, "manage")
     restored = _session_messages(session).filter(pk=message.pk, deleted_at__isnull=False)
     if not restored.update(deleted_at=None, updated_at=timezone.now()):
         raise MessageNotFoundError()
@@ -661,8 +856,9 @@ def chat_message_restore(*, actor: Principal, message: ChatMessage) -> ChatMessa
     positions = _siblings_renumber(session, message.parent_id)
     message.sibling_index, message.sibling_count = positions[message.pk]
     _session_count_moved(session, added=message)
+    members = _unread_moved(session, message, by=+1)
     events.message_restored(message)
-    events.session_updated(session, to_session_group=False)
+    events.session_updated(session, members, to_session_group=False, activity=True)
     return message
 
 
@@ -756,10 +952,11 @@ def chat_message_feedback_delete(*, actor: Principal, message: ChatMessage) -> C
 
 
 def _owner_only(actor: Principal, message: ChatMessage) -> None:
-    """Only the session's owner rates its messages (the selector and the
-    permission layer have checked this already; a direct call is checked here)."""
-    if actor.is_service or actor.pk != message.session.user_id:
+    """Only the session's owner rates its messages (the permission layer
+    keeps services out; a member who is not the owner is a 403)."""
+    if actor.is_service:
         raise MessageNotFoundError()
+    _role_check(actor, _actor_role(actor, message.session), "manage")
 
 
 def _feedback_copy(message: ChatMessage, feedback: dict[str, Any] | None) -> ChatMessage:
@@ -767,6 +964,176 @@ def _feedback_copy(message: ChatMessage, feedback: dict[str, Any] | None) -> Cha
     message.feedback = feedback
     events.message_updated(message)
     return message
+
+
+# --- Members ------------------------------------------------------------------------
+
+
+@transaction.atomic
+def chat_member_add(
+    *,
+    actor: Principal,
+    session: ChatSession,
+    role: str,
+    user_id: int | None = None,
+    email: str | None = None,
+) -> ChatSessionMember:
+    """Make the active user named by ``user_id`` or ``email`` an ``editor`` or
+    ``viewer`` of the session (the owner's call). Everything already in the
+    session counts as read for them.
+
+    The session may have ``CHAT_SESSION_MAX_MEMBERS`` members in all: the
+    count moves by a conditional UPDATE, so concurrent adds can never pass
+    the limit (409 ``member_limit_reached``). Someone already a member is a
+    409 ``already_member``. Locks the session's row. Publishes
+    ``member.added`` to the session's group and to the new member's, whose
+    ``session`` is the list item as they will see it.
+    """
+    _role_check(actor, _session_lock(session, actor=actor).actor_role, "manage")
+    if role not in (MemberRole.EDITOR, MemberRole.VIEWER):
+        raise ValidationError({"role": "A new member is an editor or a viewer."})
+    field, user = _member_user(user_id=user_id, email=email)
+    if user is None:
+        raise ValidationError({field: "No active user with this " + field.replace("_", " ") + "."})
+    limit = settings.CHAT_SESSION_MAX_MEMBERS
+    if not ChatSession.objects.filter(pk=session.pk, member_count__lt=limit).update(
+        member_count=F("member_count") + 1
+    ):
+        raise MemberLimitReachedError(max_members=limit)
+    try:
+        with transaction.atomic():
+            member = ChatSessionMember.objects.create(
+                session=session, user=user, role=role, last_read_message_id=session.last_message_id
+            )
+    except IntegrityError:
+        raise AlreadyMemberError() from None  # rolls the count back with the transaction
+    session.member_count += 1
+    events.member_added(session, member, _members_view(session))
+    return member
+
+
+def _member_user(*, user_id: int | None, email: str | None) -> tuple[str, User | None]:
+    if user_id is not None:
+        return "user_id", user_selectors.user_get_active(user_id=user_id)
+    return "email", user_selectors.user_get_active_by_email(email=email or "")
+
+
+@transaction.atomic
+def chat_member_update(
+    *, actor: Principal, session: ChatSession, user_id: int, role: str
+) -> list[ChatSessionMember]:
+    """Change a member's role (the owner's call). ``role="owner"`` transfers
+    the session: that member becomes its owner (``ChatSession.user``) and the
+    old owner an editor. Locks the session's row. Publishes ``member.updated``
+    for each changed member to the session's group and to theirs. Returns the
+    members whose role changed.
+    """
+    _role_check(actor, _session_lock(session, actor=actor).actor_role, "manage")
+    member = _member_locked(session, user_id)
+    if member.role == role:
+        return []
+    if member.role == MemberRole.OWNER:
+        raise OwnerCannotLeaveError(
+            "The owner keeps that role until they give it to another member "
+            '(PATCH that member with {"role": "owner"}).'
+        )
+    changed = [member]
+    if role == MemberRole.OWNER:
+        owner = _member_locked(session, session.user_id)
+        owner.role = MemberRole.EDITOR  # first: one owner per session at any moment
+        owner.save(update_fields=["role", "updated_at"])
+        changed.insert(0, owner)
+        session.user_id = member.user_id
+        session.save(update_fields=["user", "updated_at"])
+    member.role = role
+    member.save(update_fields=["role", "updated_at"])
+    members = _members_view(session)
+    for each in changed:
+        events.member_updated(session, each, members)
+    return changed
+
+
+@transaction.atomic
+def chat_member_remove(*, actor: Principal, session: ChatSession, user_id: int) -> None:
+    """Remove a member (the owner's call), or leave (any member but the
+    owner, who transfers the session or deletes it: 409 ``owner_cannot_leave``).
+
+    Locks the session's row. Publishes ``member.removed`` to the session's
+    group, whose sockets held by that user then close (4410), and to the
+    removed user's group.
+    """
+    # live=False: an account deletion leaves the trashed sessions too.
+    role = _session_lock(session, actor=actor, live=False).actor_role
+    leaving = not actor.is_service and actor.pk == user_id
+    _role_check(actor, role, "read" if leaving else "manage")
+    member = _member_locked(session, user_id)
+    if member.role == MemberRole.OWNER:
+        raise OwnerCannotLeaveError()
+    member.delete()
+    ChatSession.objects.filter(pk=session.pk).update(member_count=F("member_count") - 1)
+    session.member_count -= 1
+    events.member_removed(session, user_id=user_id, members=_members_view(session))
+
+
+def _member_locked(session: ChatSession, user_id: int) -> ChatSessionMember:
+    """``user_id``'s membership of the locked session (404 if none)."""
+    try:
+        return ChatSessionMember.objects.select_related("user").get(
+            session_id=session.pk, user_id=user_id
+        )
+    except ChatSessionMember.DoesNotExist:
+        raise MemberNotFoundError() from None
+
+
+@transaction.atomic
+def chat_session_read(
+    *, actor: Principal, session: ChatSession, message_id: int | None = None
+) -> ChatSessionMember:
+    """Set the member's read marker at ``message_id`` (a live message of the
+    session; default its newest): their unread count becomes the number of
+    live messages after it written by someone else. Any member; a marker
+    may move back ("mark unread from here"). Locks the session's row, so no
+    message lands between the count and the write. Publishes
+    ``session.updated`` to the member's own group (their other devices).
+    """
+    if actor.is_service:
+        raise ValidationError({"detail": "Only a member has a read marker."})
+    _role_check(actor, _session_lock(session, actor=actor).actor_role, "read")
+    if message_id is None:
+        message_id = session.last_message_id
+    else:
+        message_id = _live_message_id(session, message_id, "message_id")
+    unread = 0
+    if message_id is not None:
+        unread = (
+            _session_messages(session)
+            .filter(id__gt=message_id, deleted_at__isnull=True)
+            .exclude(author_id=actor.pk)
+            .count()
+        )
+    member = _member_locked(session, actor.pk)
+    member.last_read_message_id, member.unread_count = message_id, unread
+    member.save(update_fields=["last_read_message_id", "unread_count", "updated_at"])
+    session.my_role, session.my_unread_count = member.role, unread
+    session.my_last_read_message_id = message_id
+    events.session_read(session, MemberView(actor.pk, member.role, unread, message_id))
+    return member
+
+
+def chat_memberships_leave_all(*, user: User) -> None:
+    """``user``'s account is going: take them out of every session they do not
+    own (a ``chat_member_remove`` each: the counts and their sockets follow;
+    their messages stay, without an author), and delete the shared sessions
+    they own through ``chat_session_delete``, so the other members hear
+    ``session.deleted`` and their sockets close. The sessions only they were
+    in go with the account (a cascade, no one to tell but themselves)."""
+    operator = SystemPrincipal("user_delete")
+    joined = ChatSession.objects.filter(members__user_id=user.pk).exclude(user_id=user.pk)
+    for session in joined:
+        chat_member_remove(actor=operator, session=session, user_id=user.pk)
+    ChatMessage.objects.filter(author_id=user.pk).update(author_id=None, author_name="")
+    for session in ChatSession.objects.filter(user_id=user.pk, member_count__gt=1):
+        chat_session_delete(actor=operator, session=session, permanent=True)
 
 
 # --- Streaming ------------------------------------------------------------------

@@ -11,7 +11,8 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from chat_history.models import ChatMessage, ChatMessageFeedback, ChatSession, Rating
+from chat_history import selectors
+from chat_history.models import ChatMessage, ChatMessageFeedback, Rating
 
 if TYPE_CHECKING:
     from users.models import User
@@ -57,7 +58,8 @@ def _whole(value: float | Decimal | None) -> int:
 
 
 def chat_stats(*, user: User, days: int = STATS_DAYS, today: date | None = None) -> dict[str, Any]:
-    """Session count, message count and tokens used, overall and per day (UTC days).
+    """Session count, message count and tokens used, overall and per day (UTC
+    days), over the sessions ``user`` is a member of (owns or shares).
 
     Five queries: session totals come from the maintained counters, tokens
     from one scan of the user's messages, then one grouped query each for the
@@ -67,9 +69,9 @@ def chat_stats(*, user: User, days: int = STATS_DAYS, today: date | None = None)
     today = today or timezone.localdate()
     first_day = today - timedelta(days=days - 1)
     since = timezone.make_aware(datetime.combine(first_day, datetime.min.time()))
-    sessions = ChatSession.objects.filter(user_id=user.pk, deleted_at__isnull=True)
+    sessions = selectors.readable_sessions(user_id=user.pk)
     messages = ChatMessage.objects.filter(
-        session__user_id=user.pk, session__deleted_at__isnull=True, deleted_at__isnull=True
+        session__in=sessions.values("pk"), deleted_at__isnull=True
     )
     tokens = JSONNumber("metadata", "tokens_used")
 

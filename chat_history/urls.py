@@ -7,6 +7,7 @@ from chat_history.views import (
     ChatSearchViewSet,
     ChatSessionViewSet,
     ChatStatsViewSet,
+    room_view,
 )
 
 app_name = "chat_history"
@@ -27,4 +28,16 @@ urlpatterns = [
         name="import-detail",
     ),
     *router.urls,
+]
+
+# Seed 002's rooms are sessions: its paths, included at /api/rooms/ (README).
+room_urlpatterns = [
+    path("", room_view({"get": "list", "post": "create"}), name="room-list"),
+    path("<uuid:session_id>/", room_view({"get": "retrieve"}), name="room-detail"),
+    path(
+        "<uuid:session_id>/messages/",
+        room_view({"get": "messages", "post": "create_message"}),
+        name="room-messages",
+    ),
+    path("<uuid:session_id>/users/", room_view({"get": "members"}), name="room-users"),
 ]

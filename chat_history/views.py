@@ -7,6 +7,8 @@ is a 404 everywhere (the selectors scope every lookup).
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.http import StreamingHttpResponse
@@ -34,12 +36,17 @@ from chat_history.serializers import (
     HistorySerializer,
     ImportInputSerializer,
     ImportJobSerializer,
+    MemberAddInputSerializer,
+    MemberSerializer,
+    MemberUpdateInputSerializer,
     MessageCreateBodySerializer,
     MessageCreateInputSerializer,
     MessageSerializer,
     MessageUpdateInputSerializer,
     MessageVersionSerializer,
     OpenAIMessageSerializer,
+    ReadInputSerializer,
+    ReadMarkerSerializer,
     SearchHitSerializer,
     SearchQuerySerializer,
     SessionCreateInputSerializer,
@@ -52,6 +59,7 @@ from chat_history.serializers import (
     StreamInputSerializer,
     history_data,
     import_job_data,
+    member_data,
     message_data,
     openai_messages_data,
     session_data,
@@ -64,6 +72,7 @@ from core.permissions import EndUserOnly, EndUserOrScopedService, ScopedServiceO
 from core.schema import error_response
 from core.throttles import WriteThrottle
 from core.validation import validated, validated_query
+from realtime import presence
 from users.models import Scope
 
 READ, WRITE = Scope.CHAT_READ, Scope.CHAT_WRITE
@@ -117,6 +126,7 @@ def _create_message(request, *, session_id, data: dict) -> Response:
         client_message_id=_idempotency_key(request, data),
         stream_id=data.get("stream_id"),
         parent_id=data.get("parent_id", services.APPEND),
+        author_id=data.get("author_id"),
     )
     return Response(
         message_data(message), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
@@ -138,9 +148,13 @@ class ChatSessionViewSet(viewsets.GenericViewSet):
         "destroy": WRITE,
         "create_message": WRITE,
         "stream": WRITE,
+        "members": READ,
+        "add_member": WRITE,
+        "update_member": EDIT,
+        "remove_member": WRITE,
     }
     throttle_classes = [WriteThrottle]
-    write_throttles = {"create_message": "messages", "stream": "stream"}
+    write_throttles = {"create_message": "messages", "stream": "stream", "add_member": "members"}
     lookup_field = "session_id"
     lookup_value_converter = "uuid"
     content_negotiation_class = FormatParamNegotiation
@@ -235,7 +249,7 @@ class ChatSessionViewSet(viewsets.GenericViewSet):
             settings.CHAT_HISTORY_MAX_LIMIT,
         )
         if params["trashed"]:
-            selectors.trash_view_check(actor=request.user)
+            selectors.trash_view_check(actor=request.user, session=session)
         page = selectors.message_history(
             session=session,
             limit=limit,
@@ -283,6 +297,91 @@ class ChatSessionViewSet(viewsets.GenericViewSet):
         return Response({"relayed": True}, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
+        summary="The session's members (seed 002's room participants)",
+        description="The owner first, then by arrival; `online` and `last_seen_at` say "
+        "who holds a socket now (null if presence is unavailable).",
+        responses=MemberSerializer(many=True),
+    )
+    @action(detail=True, methods=["get"], pagination_class=None)
+    def members(self, request, session_id):
+        session = selectors.session_get(actor=request.user, session_id=session_id)
+        members = selectors.session_members(session=session)
+        statuses = presence.user_statuses([member.user_id for member in members])
+        return Response([member_data(m, statuses.get(m.user_id)) for m in members])
+
+    @extend_schema(
+        summary="Add a member by user id or email (owner only)",
+        description=f"At most {settings.CHAT_SESSION_MAX_MEMBERS} members, the owner "
+        "included (409 member_limit_reached); someone already a member is a 409 "
+        "already_member. The new member finds the session in their list at once.",
+        request=MemberAddInputSerializer,
+        responses={
+            201: MemberSerializer,
+            409: error_response(
+                "Already a member (already_member), or the session is full "
+                "(member_limit_reached, with max_members).",
+                component="MemberAddConflictError",
+                max_members=serializers.IntegerField(required=False),
+            ),
+        },
+    )
+    @members.mapping.post
+    def add_member(self, request, session_id):
+        data = validated(MemberAddInputSerializer, request.data)
+        session = selectors.session_get(actor=request.user, session_id=session_id)
+        member = services.chat_member_add(actor=request.user, session=session, **data)
+        return Response(member_data(member), status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Change a member's role (owner only); role owner transfers the session",
+        request=MemberUpdateInputSerializer,
+        responses={
+            200: MemberSerializer,
+            409: error_response("The owner's own role (owner_cannot_leave): give it to a member."),
+        },
+    )
+    @action(detail=True, methods=["patch"], url_path="members/<int:user_id>")
+    def update_member(self, request, session_id, user_id):
+        data = validated(MemberUpdateInputSerializer, request.data)
+        session = selectors.session_get(actor=request.user, session_id=session_id)
+        services.chat_member_update(actor=request.user, session=session, user_id=user_id, **data)
+        return Response(member_data(selectors.session_member_get(session=session, user_id=user_id)))
+
+    @extend_schema(
+        summary="Remove a member (owner), or leave (yourself)",
+        description="The owner cannot leave: transfer the session first, or delete it. "
+        "The removed member's sockets on the session close with code 4410.",
+        responses={
+            204: _NO_CONTENT,
+            409: error_response("The owner cannot leave (owner_cannot_leave)."),
+        },
+    )
+    @update_member.mapping.delete
+    def remove_member(self, request, session_id, user_id):
+        session = selectors.session_get(actor=request.user, session_id=session_id)
+        services.chat_member_remove(actor=request.user, session=session, user_id=user_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        summary="Set my read marker (default: the newest message)",
+        description="My unread count becomes the live messages after it written by others; "
+        "a marker may move back (mark unread from there).",
+        request=ReadInputSerializer,
+        responses=ReadMarkerSerializer,
+    )
+    @action(detail=True, methods=["post"], permission_classes=[EndUserOnly])
+    def read(self, request, session_id):
+        data = validated(ReadInputSerializer, request.data)
+        session = selectors.session_get(actor=request.user, session_id=session_id)
+        member = services.chat_session_read(actor=request.user, session=session, **data)
+        return Response(
+            {
+                "last_read_message_id": member.last_read_message_id,
+                "unread_count": member.unread_count,
+            }
+        )
+
+    @extend_schema(
         summary="Download the whole conversation",
         description=(
             "`json` (default): `{session, messages}`, the active path; `markdown`: a "
@@ -291,7 +390,8 @@ class ChatSessionViewSet(viewsets.GenericViewSet):
             "branch, trashed messages, earlier versions, metadata, feedback; see "
             'docs/export-format.md); `openai`: the active path as `{"messages": [{role, '
             "content}]}`, the instructions first as the system message (a chat-completions "
-            "body, and a line of a fine-tuning JSONL file)."
+            "body, and a line of a fine-tuning JSONL file). `lossless` is the owner's (it holds "
+            "the trash); other members get 403 owner_only."
         ),
         parameters=[ExportQuerySerializer],
         responses={
@@ -309,6 +409,8 @@ class ChatSessionViewSet(viewsets.GenericViewSet):
         params = validated_query(ExportQuerySerializer, request.query_params)
         session = selectors.session_get(actor=request.user, session_id=session_id)
         exporter = EXPORTERS[params["format"]]
+        if exporter.whole_tree:
+            selectors.whole_tree_check(actor=request.user, session=session)
         messages = selectors.message_iter_all(session=session, whole_tree=exporter.whole_tree)
         response = StreamingHttpResponse(
             streaming_content(exporter.render(session, messages), request=request._request),
@@ -549,3 +651,19 @@ class ChatImportViewSet(viewsets.GenericViewSet):
     def retrieve(self, request, job_id):
         job = selectors.import_job_get(user=request.user, job_id=job_id)
         return Response(import_job_data(job))
+
+
+class RoomAliasViewSet(ChatSessionViewSet):
+    """Seed 002's room paths (``/api/rooms/...``) over the sessions they are
+    here: the same handlers, left out of the schema (the session paths are
+    the documented ones)."""
+
+    schema = None
+
+
+def room_view(actions: dict[str, Any]):
+    """``RoomAliasViewSet`` serving ``actions``, with their ``@action`` options."""
+    options: dict = {}
+    for name in actions.values():
+        options.update(getattr(getattr(ChatSessionViewSet, name), "kwargs", {}))
+    return RoomAliasViewSet.as_view(actions, **options)

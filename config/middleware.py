@@ -16,6 +16,8 @@ import uuid
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
+from config.logfilters import without_secret_paths
+
 logger = logging.getLogger("config.request")
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
@@ -80,7 +82,7 @@ class RequestLogMiddleware:
                 level,
                 "%s %s %s %.1fms user=%s",
                 request.method,
-                request.path,
+                without_secret_paths(request.path),  # a share link's path is its token
                 response.status_code,
                 duration_ms,
                 principal,

@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "users",
     "chat_history",
     "documents",
+    "sharing",
 ]
 
 MIDDLEWARE = [
@@ -217,6 +218,9 @@ else:
 # down or hung Redis costs one write per back-off a short wait, not every write.
 REALTIME_PUBLISH_TIMEOUT = env.get_int("REALTIME_PUBLISH_TIMEOUT_MS", 1000, minimum=1) / 1000
 REALTIME_PUBLISH_BACKOFF = env.get_int("REALTIME_PUBLISH_BACKOFF_SECONDS", 5, minimum=0)
+# A shared session's members hear of its list item (unread counts, last
+# message) at most once per this window per session (realtime.publish).
+REALTIME_COALESCE_SECONDS = env.get_int("REALTIME_COALESCE_MS", 1000, minimum=0) / 1000
 
 # How long a WebSocket ticket (POST /api/users/ws-ticket/, for ?ticket=) stays
 # valid; it opens one socket, once.
@@ -284,8 +288,13 @@ REST_FRAMEWORK = {
         # Writes, per user (core.throttles.WriteThrottle), and per service token.
         "messages": env.get_str("THROTTLE_MESSAGES", "40/min"),
         "uploads": env.get_str("THROTTLE_UPLOADS", "60/hour"),
+        # Adding members by email also says whether an account exists: kept slow.
+        "members": env.get_str("THROTTLE_MEMBERS", "120/hour"),
+        "service_members": env.get_str("THROTTLE_SERVICE_MEMBERS", "6000/hour"),
         "service_messages": env.get_str("THROTTLE_SERVICE_MESSAGES", "6000/min"),
         "service_stream": env.get_str("THROTTLE_SERVICE_STREAM", "60000/min"),
+        # Public reads of shared conversations, per client address (sharing.throttles).
+        "shared": env.get_str("THROTTLE_SHARED", "60/min"),
     },
     # Number of trusted proxies in front of the app; 0 ignores X-Forwarded-For,
     # which a client could otherwise forge to dodge per-client throttles.
@@ -332,6 +341,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several choice sets share a field name ("role"): each gets its own name.
+    "ENUM_NAME_OVERRIDES": {
+        "MessageRoleEnum": "chat_history.models.Role",
+        "MemberRoleEnum": "chat_history.models.MemberRole",
+        "NewMemberRoleEnum": [("editor", "Editor"), ("viewer", "Viewer")],
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "core.schema.close_request_objects",
@@ -397,6 +412,8 @@ CHAT_HISTORY_MAX_LIMIT = env.get_int("CHAT_HISTORY_MAX_LIMIT", 500, minimum=1)
 # Deleted sessions and messages stay in the trash this long; then
 # `manage.py purge_trash` (run it from cron) removes them for good.
 CHAT_TRASH_RETENTION_DAYS = env.get_int("CHAT_TRASH_RETENTION_DAYS", 30, minimum=0)
+# Members a shared session may have, its owner included (seed 002: 100).
+CHAT_SESSION_MAX_MEMBERS = env.get_int("CHAT_SESSION_MAX_MEMBERS", 100, minimum=1)
 # Imports (POST /api/chat-history/import/): the largest file accepted; files up
 # to CHAT_IMPORT_INLINE_MAX_SIZE are imported within the request, larger ones
 # by a background job (a thread, and `manage.py process_imports` from cron to
@@ -435,7 +452,11 @@ LOG_LEVEL = env.get_str("LOG_LEVEL", "INFO").upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "config.middleware.RequestIdLogFilter"}},
+    "filters": {
+        "request_id": {"()": "config.middleware.RequestIdLogFilter"},
+        # A share link's token is its path: never in a log line, Django's included.
+        "no_secret_paths": {"()": "config.logfilters.NoSecretPaths"},
+    },
     "formatters": {
         "default": {
             "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
@@ -445,13 +466,14 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "default",
-            "filters": ["request_id"],
+            "filters": ["request_id", "no_secret_paths"],
         }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
-        # Our request log replaces Django's per-request warnings.
-        "django.request": {"level": "ERROR"},
-        "django.server": {"level": "WARNING"},
+        # Our request log replaces Django's per-request warnings. Both print the
+        # path, which for a share link is its token.
+        "django.request": {"level": "ERROR", "filters": ["no_secret_paths"]},
+        "django.server": {"level": "WARNING", "filters": ["no_secret_paths"]},
     },
 }

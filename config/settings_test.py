@@ -24,6 +24,8 @@ os.environ.setdefault("THROTTLE_MESSAGES", "100000/min")
 os.environ.setdefault("THROTTLE_UPLOADS", "100000/min")
 os.environ.setdefault("THROTTLE_SERVICE_MESSAGES", "100000/min")
 os.environ.setdefault("THROTTLE_SERVICE_STREAM", "100000/min")
+# Every event at once; the coalescing tests set their own window.
+os.environ.setdefault("REALTIME_COALESCE_MS", "0")
 os.environ.setdefault("ENCRYPTION_KEY", Fernet.generate_key().decode())
 os.environ.setdefault("DJANGO_DEBUG", "False")
 os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "False")

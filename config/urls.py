@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from chat_history.urls import room_urlpatterns
 from config import views
 
 urlpatterns = [
@@ -13,7 +14,12 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("api/users/", include("users.urls")),
     path("api/chat-history/", include("chat_history.urls")),
+    # Seed 002's rooms: aliases of the sessions' paths.
+    path("api/rooms/", include((room_urlpatterns, "rooms"))),
     path("api/documents/", include("documents.urls")),
+    # Share links: under chat-history/sessions/<id>/share-links/ (after the chat
+    # history's own routes, so it never shadows them) and the public shared/<token>/.
+    path("api/", include("sharing.urls")),
 ]
 if settings.BENCH_ENDPOINTS:
     # The framework ceiling of `make bench`: off unless BENCH_ENDPOINTS=True.

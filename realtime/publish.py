@@ -17,6 +17,16 @@ user's own stream (``ws/events/``: documents, session list).
 Event payloads are JSON objects with a ``type`` such as ``message.created``;
 they are encoded once (``relay_message``) and consumers forward the text to
 each socket unchanged.
+
+Many events at once (one to each member of a shared session) go out
+concurrently, at most ``SEND_CONCURRENCY`` sends at a time per event loop: the
+Redis layer's connection pool is finite (100 connections), and a pool that
+runs dry fails the send instead of waiting. Events that only refresh a list
+(each member's ``session.updated`` after a message) may be coalesced per key
+(``publish_many_on_commit(..., coalesce=key)``): the first goes out at once,
+later ones within ``REALTIME_COALESCE_SECONDS`` are replaced by the newest,
+which leaves when the window ends. A busy shared session then costs its
+members' streams one round of sends per window, not one per message.
 """
 
 from __future__ import annotations
@@ -77,31 +87,141 @@ def publish_on_commit(group: str, event: dict[str, Any]) -> None:
     transaction.on_commit(lambda: _send(group, message))
 
 
+def publish_many_on_commit(
+    events: list[tuple[str, dict[str, Any]]], *, coalesce: str | None = None
+) -> None:
+    """``publish_on_commit`` for many ``(group, event)`` pairs (one event to
+    each member of a session, say): encoded now, sent after commit
+    concurrently, each group's events in their order, within one
+    ``REALTIME_PUBLISH_TIMEOUT``.
+
+    ``coalesce``: a key naming what these events describe (a session's list
+    item). Only the newest batch of a key is sent within each
+    ``REALTIME_COALESCE_SECONDS`` (see the module's docstring); use it only
+    for events that carry a whole state, never a change.
+    """
+    if not events:
+        return
+    batch = [(group, relay_message(event)) for group, event in events]
+    if coalesce is None or settings.REALTIME_COALESCE_SECONDS <= 0:
+        transaction.on_commit(lambda: _send_many(batch))
+    else:
+        transaction.on_commit(lambda: _coalescer.submit(coalesce, batch))
+
+
+def discard_coalesced_on_commit(key: str) -> None:
+    """After commit, drop the batch of ``key`` still waiting for its window
+    (``publish_many_on_commit(coalesce=key)``): for a change that makes it
+    stale, such as a member leaving, whose own fresh events follow."""
+    transaction.on_commit(lambda: _coalescer.discard(key))
+
+
 def _send(group: str, message: dict[str, str]) -> bool:
+    return _send_many([(group, message)])
+
+
+Batch = list[tuple[str, dict[str, str]]]
+
+
+def _send_many(batch: Batch) -> bool:
+    """Send ``batch`` now (sync code), through the layer's breaker."""
     layer = get_channel_layer()
     if layer is None:
         return False
     breaker = layer_breaker(layer)
-    if not breaker.allow():
-        logger.debug("skipped %s to %s: channel layer unavailable", message["event_type"], group)
+    if not _breaker_allows(breaker, batch):
         return False
     sent = False
     try:
-        _group_send(layer, group, message, timeout=settings.REALTIME_PUBLISH_TIMEOUT)
+        _group_send(layer, batch, timeout=settings.REALTIME_PUBLISH_TIMEOUT)
         sent = True
     except Exception:  # the layer being down must never fail the caller's write
-        logger.warning("could not publish %s to %s", message["event_type"], group, exc_info=True)
+        _log_failure(batch)
     finally:  # also when cancelled, so a half-open breaker never stays stuck
-        if sent:
-            breaker.succeeded()
-        else:
-            breaker.failed(backoff=settings.REALTIME_PUBLISH_BACKOFF)
+        _breaker_record(breaker, sent)
     return sent
 
 
-def _group_send(layer: BaseChannelLayer, group: str, message: dict, *, timeout: float) -> None:
+async def _send_many_async(batch: Batch) -> bool:
+    """``_send_many`` from a coroutine on the publisher loop (a coalesced batch)."""
+    layer = get_channel_layer()
+    if layer is None:
+        return False
+    breaker = layer_breaker(layer)
+    if not _breaker_allows(breaker, batch):
+        return False
+    sent = False
+    try:
+        await group_send_many(layer, batch, timeout=settings.REALTIME_PUBLISH_TIMEOUT)
+        sent = True
+    except Exception:
+        _log_failure(batch)
+    finally:
+        _breaker_record(breaker, sent)
+    return sent
+
+
+def _breaker_allows(breaker: CircuitBreaker, batch: Batch) -> bool:
+    if breaker.allow():
+        return True
+    group, first = batch[0]
+    logger.debug(
+        "skipped %s to %s (%d in all): channel layer unavailable",
+        first["event_type"],
+        group,
+        len(batch),
+    )
+    return False
+
+
+def _breaker_record(breaker: CircuitBreaker, sent: bool) -> None:
+    if sent:
+        breaker.succeeded()
+    else:
+        breaker.failed(backoff=settings.REALTIME_PUBLISH_BACKOFF)
+
+
+def _log_failure(batch: Batch) -> None:
+    group, first = batch[0]
+    logger.warning(
+        "could not publish %s to %s (%d in all)",
+        first["event_type"],
+        group,
+        len(batch),
+        exc_info=True,
+    )
+
+
+# Concurrent sends per event loop (see the module's docstring).
+SEND_CONCURRENCY = 16
+_limits: WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = WeakKeyDictionary()
+
+
+async def group_send_many(layer: BaseChannelLayer, batch: Batch, *, timeout: float) -> None:
+    """Send each ``(group, message)`` of ``batch`` through ``layer``: the
+    groups concurrently, each group's messages in order, at most
+    ``SEND_CONCURRENCY`` sends at a time on this event loop, all within
+    ``timeout`` seconds. Raises what a send raised (the first)."""
+    loop = asyncio.get_running_loop()
+    limit = _limits.get(loop)
+    if limit is None:
+        limit = _limits[loop] = asyncio.Semaphore(SEND_CONCURRENCY)
+    by_group: dict[str, list[dict[str, str]]] = {}
+    for group, message in batch:
+        by_group.setdefault(group, []).append(message)
+
+    async def send_in_order(group: str, messages: list[dict[str, str]]) -> None:
+        async with limit:
+            for message in messages:
+                await layer.group_send(group, message)
+
+    sends = [send_in_order(group, messages) for group, messages in by_group.items()]
+    await asyncio.wait_for(asyncio.gather(*sends), timeout)
+
+
+def _group_send(layer: BaseChannelLayer, batch: Batch, *, timeout: float) -> None:
     async def send() -> None:
-        await asyncio.wait_for(layer.group_send(group, message), timeout)
+        await group_send_many(layer, batch, timeout=timeout)
 
     if getattr(SyncToAsync.threadlocal, "main_event_loop", None) is not None:
         # A sync view under ASGI: the server's own loop (and its connections).
@@ -179,6 +299,60 @@ def layer_breaker(layer: BaseChannelLayer | None = None) -> CircuitBreaker:
             breaker = _breakers[layer] = CircuitBreaker()
         return breaker
 
+
+class _Coalescer:
+    """Per key, at most one batch leaves every ``REALTIME_COALESCE_SECONDS``:
+    the first at once (in the caller's thread, like any publish), the newest
+    of those that follow at the window's end (on the publisher loop)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_sent: dict[str, float] = {}
+        self._pending: dict[str, Batch] = {}
+
+    def submit(self, key: str, batch: Batch) -> None:
+        window = settings.REALTIME_COALESCE_SECONDS
+        with self._lock:
+            now = time.monotonic()
+            if key in self._pending:  # a send is due at the window's end: replace it
+                self._pending[key] = batch
+                return
+            due = self._last_sent.get(key, -window) + window
+            if now < due:
+                self._pending[key] = batch
+                loop = _publisher_loop()
+                loop.call_soon_threadsafe(
+                    lambda: loop.call_later(due - time.monotonic(), self._flush_soon, key)
+                )
+                return
+            self._last_sent[key] = now
+            self._forget_old(now, window)
+        _send_many(batch)
+
+    def discard(self, key: str) -> None:
+        """Drop ``key``'s batch waiting for its window (superseded by a fresh
+        publish the caller makes)."""
+        with self._lock:
+            self._pending.pop(key, None)
+
+    def _flush_soon(self, key: str) -> None:
+        _publisher_loop().create_task(self._flush(key))
+
+    async def _flush(self, key: str) -> None:
+        with self._lock:
+            batch = self._pending.pop(key, None)
+            self._last_sent[key] = time.monotonic()
+        if batch is not None:
+            await _send_many_async(batch)
+
+    def _forget_old(self, now: float, window: float) -> None:
+        """Keys quiet for a window start afresh anyway: drop them (bounded memory)."""
+        if len(self._last_sent) > 1000:
+            for key in [k for k, sent in self._last_sent.items() if now - sent > window]:
+                del self._last_sent[key]
+
+
+_coalescer = _Coalescer()
 
 _loop: asyncio.AbstractEventLoop | None = None
 _loop_lock = threading.Lock()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 
 from users.models import Profile, ServiceToken, User
 
@@ -27,6 +28,23 @@ def service_token_get_active(
 
 def user_get_active(*, user_id: int) -> User | None:
     return User.objects.filter(pk=user_id, is_active=True).only("id").first()
+
+
+def user_username(*, user_id: int) -> str:
+    return User.objects.filter(pk=user_id).values_list("username", flat=True).get()
+
+
+def user_usernames(*, user_ids: Iterable[int]) -> dict[int, str]:
+    """Each existing user's username, by id. One query."""
+    return dict(User.objects.filter(pk__in=list(user_ids)).values_list("id", "username"))
+
+
+def user_get_active_by_email(*, email: str) -> User | None:
+    return (
+        User.objects.filter(email=User.objects.normalize_email(email), is_active=True)
+        .only("id")
+        .first()
+    )
 
 
 def _users_with_profile():

@@ -21,15 +21,15 @@ def other_session(other_user):
 def published(monkeypatch):
     """Every event published after commit, as ``(group, event)`` pairs.
 
-    Replaces the channel-layer send itself (``realtime.publish._send``), so
-    what is recorded is exactly the encoded frame that would go to the sockets,
-    and only once the transaction has committed.
+    Replaces the channel-layer send itself (``realtime.publish._send_many``),
+    so what is recorded is exactly the encoded frames that would go to the
+    sockets, and only once the transaction has committed.
     """
     sent: list[tuple[str, dict]] = []
 
-    def record(group, message):
-        sent.append((group, json.loads(message["text"])))
+    def record(batch):
+        sent.extend((group, json.loads(message["text"])) for group, message in batch)
         return True
 
-    monkeypatch.setattr("realtime.publish._send", record)
+    monkeypatch.setattr("realtime.publish._send_many", record)
     return sent

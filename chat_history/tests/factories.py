@@ -8,22 +8,46 @@ from django.utils import timezone
 from factory.django import DjangoModelFactory
 
 from chat_history import services
+from chat_history.events import MemberView
 from chat_history.models import (
     ChatMessage,
     ChatMessageFeedback,
     ChatMessageRevision,
     ChatSession,
+    ChatSessionMember,
+    MemberRole,
     Role,
 )
 from users.tests.factories import UserFactory
 
 
 class ChatSessionFactory(DjangoModelFactory):
+    """A session with its owner's membership, made by the service that makes them."""
+
     class Meta:
         model = ChatSession
 
     user = factory.SubFactory(UserFactory)
     title = factory.Sequence(lambda n: f"Session {n}")
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        user = kwargs.pop("user")
+        session = services.chat_session_insert(user_id=user.pk, **kwargs)
+        session.user = user
+        return session
+
+
+def member_view(session: ChatSession, user_id: int | None = None) -> MemberView:
+    """``user_id``'s (default the owner's) side of ``session`` as events carry it."""
+    member = ChatSessionMember.objects.get(session=session, user_id=user_id or session.user_id)
+    return MemberView(member.user_id, member.role, member.unread_count, member.last_read_message_id)
+
+
+def add_member(session: ChatSession, user, role: str = MemberRole.EDITOR) -> ChatSessionMember:
+    """``user`` joins ``session`` through the service (as its owner adds them)."""
+    owner = session.user
+    return services.chat_member_add(actor=owner, session=session, user_id=user.pk, role=role)
 
 
 class ChatMessageFactory(DjangoModelFactory):
@@ -51,10 +75,13 @@ def add_messages(
     active leaf (a flat history), then the session's counters set by the
     service that keeps them (fast enough for long histories)."""
     session.refresh_from_db(fields=["active_leaf_id"])
+    owner = session.user
     messages = ChatMessage.objects.bulk_create(
         ChatMessage(
             session=session,
             role=roles[n % len(roles)],
+            author=owner if roles[n % len(roles)] == Role.USER else None,
+            author_name=owner.username if roles[n % len(roles)] == Role.USER else "",
             content=content.format(n=n),
             metadata=dict(metadata or {}),
         )

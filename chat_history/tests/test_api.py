@@ -25,6 +25,10 @@ SESSION_KEYS = {
     "message_count",
     "last_message",
     "active_leaf_id",
+    "member_count",
+    "my_role",
+    "unread_count",
+    "last_read_message_id",
     "created_at",
     "updated_at",
     "deleted_at",
@@ -34,6 +38,7 @@ MESSAGE_KEYS = {
     "session_id",
     "parent_id",
     "role",
+    "author",
     "content",
     "metadata",
     "client_message_id",
@@ -696,13 +701,14 @@ def test_post_message_runs_fixed_queries_whatever_the_history(
 ):
     add_messages(session, history)
 
-    # session, savepoint, INSERT, UPDATE session, reload summary, release
-    with django_assert_num_queries(6):
+    # session (with my membership), savepoint, lock (and my role), INSERT,
+    # UPDATE session, UPDATE unread counts, release
+    with django_assert_num_queries(7):
         response = auth_client.post(
             history_url(session), {"role": "user", "content": "hi"}, format="json"
         )
     assert response.status_code == 201
-    with django_assert_num_queries(8):  # plus the savepoint around a keyed INSERT
+    with django_assert_num_queries(9):  # plus the savepoint around a keyed INSERT
         response = auth_client.post(
             messages_url(),
             {"session_id": str(session.session_id), "role": "user", "content": "hi"},
@@ -1044,7 +1050,7 @@ def test_export_json(reader, session):
         response["Content-Disposition"] == f'attachment; filename="chat-{session.session_id}.json"'
     )
     assert json.loads(_download(response)) == {
-        "session": session_data(session),
+        "session": session_data(session, None),  # the conversation, not anyone's side of it
         "messages": [message_data(m) for m in messages],
     }
 

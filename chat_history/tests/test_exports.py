@@ -142,7 +142,7 @@ def test_export_bytes_are_identical_under_wsgi_and_asgi(api_client, user, long_s
         long_session.refresh_from_db()
         messages = ChatMessage.objects.filter(session=long_session).order_by("id")
         assert json.loads(wsgi_body) == {
-            "session": session_data(long_session),
+            "session": session_data(long_session, None),
             "messages": [message_data(m) for m in messages],
         }
 

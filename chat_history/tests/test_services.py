@@ -13,7 +13,12 @@ from chat_history.errors import (
 from chat_history.events import session_group
 from chat_history.models import ChatMessage, ChatSession, Role
 from chat_history.serializers import message_data, session_data
-from chat_history.tests.factories import ChatMessageFactory, ChatSessionFactory, add_messages
+from chat_history.tests.factories import (
+    ChatMessageFactory,
+    ChatSessionFactory,
+    add_messages,
+    member_view,
+)
 from realtime.publish import user_group
 from users.authentication import ServicePrincipal
 from users.models import Scope
@@ -86,18 +91,23 @@ def test_session_update_saves_changes_and_publishes_to_both_groups(
 
     session.refresh_from_db()
     assert (session.title, session.pinned, session.archived) == ("New title", True, False)
-    event = {"type": "session.updated", "session": session_data(session)}
     assert published == [
-        (user_group(session.user_id), event),
-        (session_group(session.session_id), event),
+        (
+            user_group(session.user_id),
+            {"type": "session.updated", "session": session_data(session, member_view(session))},
+        ),
+        (
+            session_group(session.session_id),
+            {"type": "session.updated", "session": session_data(session, None)},
+        ),
     ]
 
 
 def test_session_update_without_changes_writes_and_publishes_nothing(
     session, published, django_capture_on_commit_callbacks, django_assert_num_queries
 ):
-    with django_capture_on_commit_callbacks(execute=True), django_assert_num_queries(2):
-        # Only the service's savepoint and its release: no UPDATE.
+    with django_capture_on_commit_callbacks(execute=True), django_assert_num_queries(3):
+        # The service's savepoint, the session's lock (and the actor's role), the release.
         services.chat_session_update(actor=session.user, session=session, title=session.title)
 
     assert published == []
@@ -119,8 +129,10 @@ def test_session_delete_removes_messages_in_constant_queries(
     add_messages(session, size)
     kept = add_messages(ChatSessionFactory(user=session.user), 2)
 
-    # savepoint, lock the session, DELETE revisions, feedback, messages, the session, release
-    with django_capture_on_commit_callbacks(execute=True), django_assert_num_queries(7):
+    # savepoint, lock the session (and the actor's role), the members (for the
+    # events), one DELETE per table (messages, members, revisions, feedback,
+    # share links, the session), release
+    with django_capture_on_commit_callbacks(execute=True), django_assert_num_queries(10):
         services.chat_session_delete(actor=session.user, session=session, permanent=True)
 
     assert not ChatSession.objects.filter(pk=session.pk).exists()
@@ -161,7 +173,7 @@ def test_message_create_maintains_session_summary_and_publishes(
         ),
         (
             user_group(session.user_id),
-            {"type": "session.updated", "session": session_data(session)},
+            {"type": "session.updated", "session": session_data(session, member_view(session))},
         ),
     ]
 
@@ -283,11 +295,12 @@ def test_message_create_runs_fixed_queries_whatever_the_history(
 ):
     add_messages(session, history)
 
-    # savepoint, lock the session row, INSERT, UPDATE session, release
-    with django_assert_num_queries(5):
+    # savepoint, lock the session row (reading the poster's role), INSERT,
+    # UPDATE session, UPDATE the members' unread counts, release
+    with django_assert_num_queries(6):
         _create(session, actor=user)
     # ... plus a savepoint around the keyed INSERT
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(8):
         _create(session, actor=user, content="keyed", client_message_id="k")
     # A replay: the lock, the failed INSERT, its rollback and release, the original's lookup.
     with django_assert_num_queries(8):
@@ -434,7 +447,7 @@ def test_deleting_the_last_message_moves_the_summary_back(
         ),
         (
             user_group(session.user_id),
-            {"type": "session.updated", "session": session_data(session)},
+            {"type": "session.updated", "session": session_data(session, member_view(session))},
         ),
     ]
 

@@ -282,9 +282,10 @@ def test_switching_costs_the_rows_that_change(session, django_assert_num_queries
     old_answer = ChatMessage.objects.get(content="A20")
     owner = session.user
 
-    # savepoint, lock, the target's check, its newest leaf, the fork,
-    # leave the old path, join the new one, save the session, release
-    with django_assert_num_queries(9):
+    # savepoint, lock (and the actor's role), the target's check, its newest
+    # leaf, the fork, leave the old path, join the new one, save the session,
+    # the members (for their events), release
+    with django_assert_num_queries(10):
         services.chat_session_update(actor=owner, session=session, active_leaf_id=old_answer.pk)
 
     session.refresh_from_db()

@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 
 from config.tests import openapi
 from users.models import Scope
-from users.tests.factories import service_token_create
+from users.tests.factories import UserFactory, service_token_create
 
 pytestmark = pytest.mark.django_db
 
@@ -145,6 +145,20 @@ def test_every_documented_operation_answers_with_its_documented_shape():
     tour.call(user, "delete", message + "feedback/", 200)
     tour.call(user, "patch", base, 200, data={"active_leaf_id": question["id"]})
     tour.call(user, "get", base + f"messages/?leaf={question['id']}", 200)
+    # A public link: read without credentials, then revoked.
+    links = base + "share-links/"
+    link = tour.call(user, "post", links, 201, data={"mode": "snapshot"}).json()
+    tour.call(user, "get", links, 200)
+    tour.call(anonymous, "get", f"/api/shared/{link['token']}/", 200)
+    tour.call(user, "delete", f"{links}{link['id']}/", 204)
+    # A teammate: added, promoted, removed; my read marker.
+    teammate = UserFactory()
+    members = base + "members/"
+    tour.call(user, "post", members, 201, data={"email": teammate.email, "role": "viewer"})
+    tour.call(user, "get", members, 200)
+    tour.call(user, "patch", f"{members}{teammate.pk}/", 200, data={"role": "editor"})
+    tour.call(user, "post", base + "read/", 200, data={})
+    tour.call(user, "delete", f"{members}{teammate.pk}/", 204)
     tour.call(user, "delete", f"/api/chat-history/messages/{question['id']}/", 204)
     tour.call(user, "post", f"/api/chat-history/messages/{question['id']}/restore/", 200)
     tour.call(user, "delete", base, 204)
