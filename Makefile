@@ -51,7 +51,7 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime
 
-bench: $(VENV)/.runtime  ## Seed PostgreSQL, load the servers, write bench/RESULTS.md (~10 min)
+bench: $(VENV)/.runtime  ## Seed PostgreSQL, load the servers, write bench/RESULTS.md (~13 min)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:

@@ -4,7 +4,9 @@ Steps (each logged with its time): install what is missing (wrk), create a fresh
 PostgreSQL database, migrate, seed (bench/seed.py), time one password check,
 measure the database ceiling with pgbench, start the servers in their production
 configuration pinned to core 0, drive them with wrk pinned to core 1, run the
-WebSocket fan-out, and write bench/RESULTS.md and bench/results.json.
+WebSocket fan-out (scenario 7) and the shared session's delivery to its 100
+members on two uvicorn processes (scenario 9), and write bench/RESULTS.md and
+bench/results.json.
 
 Every HTTP figure is the median of RUNS runs, and the runs of all figures are
 interleaved (round 1 of everything, then round 2, ...) so that a slow minute of
@@ -13,6 +15,9 @@ a shared machine spreads over every figure instead of skewing one ratio.
     python bench/run.py                 # the full run (what `make bench` does)
     python bench/run.py --quick         # one short round, for trying things out
     python bench/run.py --only s1,s4 --servers wsgi --keep-db
+    python bench/run.py --only s2_solo,s2_shared,s4_solo,s4_shared --skip pgbench,s6,s7
+    python bench/run.py --only none --servers wsgi --skip pgbench,s6,s7 --keep-db  # no HTTP load:
+                                        # scenario 9 alone
 
 Only a full run (both servers, every load, three rounds) writes bench/RESULTS.md;
 a partial one writes its report to bench/.work/ instead.
@@ -48,7 +53,7 @@ SERVER_CPU, CLIENT_CPU = "0", "1"
 PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 DB_NAME = os.environ.get("BENCH_DB", "bench")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
-PORTS = {"wsgi": 8101, "asgi": 8102, "wsgi-nopool": 8103, "asgi-nopool": 8104}
+PORTS = {"wsgi": 8101, "asgi": 8102, "wsgi-nopool": 8103, "asgi-nopool": 8104, "asgi-2": 8105}
 
 # Server model (the README's recommendation follows from the numbers): one
 # process per core; gthread threads overlap the database round trips.
@@ -266,6 +271,14 @@ class Server:
         pattern = re.compile(r" (?:GET|POST) (\S+) \d{3} ([\d.]+)ms ")
         return [float(m[2]) for m in pattern.finditer(text) if fragment in m[1]]
 
+    def publish_failures(self, since: int) -> int:
+        """Publishes the log says failed, from byte ``since`` on. Each drops its
+        events and opens the breaker (``realtime.publish``), which drops every
+        event for the next ``REALTIME_PUBLISH_BACKOFF`` seconds too."""
+        with self.log.open("rb") as f:
+            f.seek(since)
+            return f.read().count(b" could not publish ")
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
@@ -351,7 +364,10 @@ def loads(seed: dict) -> dict[str, Load]:
         json.dumps({"email": email, "password": seed["password"]}) for email in seed["login_emails"]
     ]
     history = "/api/chat-history/sessions/{}/messages/?limit=50"
+    create = "/api/chat-history/sessions/{}/messages/"
+    message = [json.dumps({"role": "user", "content": content})]
     tree = seed.get("tree")  # absent from a database seeded before issue 11 (--keep-db)
+    shared = seed.get("shared")  # and this before issue 12
     return {
         "ceiling": Load(
             "ceiling", "framework ceiling (plain Django JSON view)", ["/api/bench/ceiling/"]
@@ -399,11 +415,12 @@ def loads(seed: dict) -> dict[str, Load]:
         "s4": Load(
             "s4",
             "4. message create (400 bytes)",
-            [f"/api/chat-history/sessions/{s}/messages/" for s in main["sessions"]],
+            [create.format(s) for s in main["sessions"]],
             main["token"],
             method="POST",
-            bodies=[json.dumps({"role": "user", "content": content})],
+            bodies=message,
         ),
+        **(membership_loads(shared, history, create, message) if shared else {}),
         "s5": Load(
             "s5",
             "5. login (Argon2)",
@@ -414,6 +431,50 @@ def loads(seed: dict) -> dict[str, Load]:
             duration=8.0,
         ),
     }
+
+
+def membership_loads(
+    shared: dict, history: str, create: str, message: list[str]
+) -> dict[str, Load]:
+    """The membership cost (issue 12): one user, an editor of the shared session
+    (100 members), reads and posts to it and to a session of the same length
+    that they own alone, with the same token."""
+    solo, session, token = shared["solo_session"], shared["session"], shared["editor_token"]
+    members = shared["members"]
+    return {
+        "s2_solo": Load(
+            "s2_solo",
+            "2. history, newest 50, owner-only session (500 messages), by its owner",
+            [history.format(solo)],
+            token,
+        ),
+        "s2_shared": Load(
+            "s2_shared",
+            f"2. history, newest 50, shared session (500 messages, {members} members), "
+            "by an editor",
+            [history.format(session)],
+            token,
+        ),
+        "s4_solo": Load(
+            "s4_solo",
+            "4. message create, owner-only session, by its owner",
+            [create.format(solo)],
+            token,
+            method="POST",
+            bodies=message,
+        ),
+        "s4_shared": Load(
+            "s4_shared",
+            f"4. message create, shared session ({members} members), by an editor",
+            [create.format(session)],
+            token,
+            method="POST",
+            bodies=message,
+        ),
+    }
+
+
+MEMBERSHIP_LOADS = ("s2_solo", "s2_shared", "s4_solo", "s4_shared")
 
 
 # --- Ceilings and references measured outside the server -------------------------
@@ -444,6 +505,29 @@ print(json.dumps({"median": statistics.median(times), "min": min(times), "max": 
         capture_output=True,
         text=True,
         check=True,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def membership_queries(env: dict[str, str], seed: dict) -> dict:
+    """Queries per request of the membership loads, counted in-process (bench/queries.py)."""
+    shared = seed["shared"]
+    out = run(
+        [
+            sys.executable,
+            str(BENCH / "queries.py"),
+            "--token",
+            shared["editor_token"],
+            "--solo",
+            shared["solo_session"],
+            "--shared",
+            shared["session"],
+            "--sql-dir",
+            str(WORK),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
     ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -624,7 +708,7 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated load keys")
     parser.add_argument("--servers", default="wsgi,asgi")
     parser.add_argument("--keep-db", action="store_true", help="reuse the seeded database")
-    parser.add_argument("--skip", default="", help="comma-separated: pgbench,s6,s7")
+    parser.add_argument("--skip", default="", help="comma-separated: pgbench,s6,s7,s9")
     args = parser.parse_args()
     if args.quick:
         args.runs, args.duration = 1, 3.0
@@ -646,7 +730,8 @@ def main() -> None:
         recreate_database()
         run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env)
         log("seeding")
-        seed_env = {**env, "DB_POOL": "False"}
+        # No Redis: the events of the members it adds (bench/seed.py) reach no one.
+        seed_env = {**env, "DB_POOL": "False", "REDIS_URL": ""}
         out = run(
             [sys.executable, str(BENCH / "seed.py")], cwd=ROOT, env=seed_env, capture_output=True
         ).stdout
@@ -656,6 +741,8 @@ def main() -> None:
         prepare_pgbench_tables()
     run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=ROOT, env=env)
     results["seed"] = {k: seed[k] for k in ("seconds", "users", "sessions", "messages")}
+    if "shared" in seed:
+        results["seed"]["shared_members"] = seed["shared"]["members"]
     flush_redis()
 
     log("timing one password check")
@@ -681,6 +768,10 @@ def main() -> None:
 
     all_loads = loads(seed)
     selected = [k for k in all_loads if not args.only or k in args.only.split(",")]
+    if any(key in selected for key in MEMBERSHIP_LOADS):
+        log("counting the queries of the membership loads (in-process)")
+        results["queries"] = membership_queries(env, seed)
+        log("  " + ", ".join(f"{k}={v['queries']}" for k, v in results["queries"].items()))
     kinds = args.servers.split(",")
     servers = {kind: Server(kind, kind, PORTS[kind], env) for kind in kinds}
     for server in servers.values():
@@ -696,17 +787,22 @@ def main() -> None:
     }
     http: dict = {kind: {key: [] for key in selected} for kind in kinds}
     try:
-        for server in servers.values():
+        for server in servers.values() if selected else []:
             log(f"starting {server.name}")
             server.start()
             for key in selected:  # warm-up: imports, pool, caches
                 wrk(server, all_loads[key], duration=2)
-        for round_ in range(args.runs):
+        for round_ in range(args.runs if selected else 0):
             for key in selected:
                 for kind, server in servers.items():
                     load = all_loads[key]
                     duration = load.duration if key == "s5" else args.duration
+                    since = server.log.stat().st_size
                     http[kind][key].append(wrk(server, load, duration=duration))
+                    failed = server.publish_failures(since)
+                    http[kind][key][-1]["publish_failures"] = failed
+                    if failed:
+                        log(f"  !! {kind} {key}: {failed} publishes failed; see the server log")
             log(
                 f"round {round_ + 1}: "
                 + "; ".join(
@@ -757,6 +853,7 @@ def main() -> None:
                 "p50_ms": summary([r["p50_us"] / 1000 for r in runs]),
                 "p99_ms": summary([r["p99_us"] / 1000 for r in runs]),
                 "errors": sum(r["errors"] + r["timeouts"] for r in runs),
+                "publish_failures": sum(r.get("publish_failures", 0) for r in runs),
                 "requests": sum(r["requests"] for r in runs),
             }
             for key, runs in per_kind.items()
@@ -770,6 +867,13 @@ def main() -> None:
         except (Exception, SystemExit) as exc:  # the HTTP figures are still worth a report
             log(f"  !! scenario 7 failed: {exc}")
             results["s7"] = {"error": [str(exc)]}
+
+    if "s9" not in skip:
+        try:
+            results["s9"] = scenario_9(env, seed)
+        except (Exception, SystemExit) as exc:
+            log(f"  !! scenario 9 failed: {exc}")
+            results["s9"] = {"error": [str(exc)]}
 
     results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     results["elapsed_s"] = round(time.monotonic() - STARTED, 1)
@@ -887,6 +991,67 @@ def scenario_7(env: dict, seed: dict, args) -> dict:
     finally:
         server.stop()
     return result
+
+
+def scenario_9(env: dict, seed: dict) -> dict:
+    """A shared session's members, one socket each on two uvicorn processes, and
+    messages posted through gunicorn (see bench/ws_shared.py, which reads the
+    members' tokens from bench/.work/seed.json)."""
+    if "shared" not in seed:
+        return {"error": ["the database was seeded before issue 12: run without --keep-db"]}
+    rest = Server("wsgi-s9", "wsgi", PORTS["wsgi"], env)
+    sockets = [
+        Server("asgi-s9a", "asgi", PORTS["asgi"], env),
+        Server("asgi-s9b", "asgi", PORTS["asgi-2"], env),
+    ]
+    servers = [rest, *sockets]
+    for server in servers:
+        free_port(server.port)
+    try:
+        for server in servers:
+            server.start()
+        log(f"scenario 9: {seed['shared']['members']} members' sockets on two uvicorn processes")
+        client = subprocess.run(
+            [
+                "taskset",
+                "-c",
+                CLIENT_CPU,
+                sys.executable,
+                str(BENCH / "ws_shared.py"),
+                "--seed",
+                str(WORK / "seed.json"),
+                "--rest",
+                rest.base,
+                "--ws",
+                ",".join(server.base for server in sockets),
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
+        (WORK / "ws_shared.log").write_text(client.stdout + client.stderr)
+        if client.returncode:
+            return {"error": (client.stderr or client.stdout).strip().splitlines()[-1:]}
+        result = json.loads(client.stdout.strip().splitlines()[-1])
+        result["ws_processes"] = len(sockets) * PROCESSES
+        every = result["all_ms"]  # None if no message reached every socket
+        log(
+            f"  delivered to all {result['sockets']}: "
+            + (f"p50 {every['p50']:.1f} ms, p99 {every['p99']:.1f} ms; " if every else "never; ")
+            + f"lost {result['lost']} of {result['sockets'] * result['messages']:,}"
+        )
+        burst = result["burst"]
+        log(
+            f"  reconnecting {burst['connect_batch']} at a time: {burst['refused']} refused, "
+            f"{sum(burst['closed'].values())} closed by the server, {burst['lost']} lost"
+        )
+        return result
+    finally:
+        for server in servers:
+            server.stop()
 
 
 if __name__ == "__main__":

@@ -1,10 +1,17 @@
 """Seed the benchmark database (run by bench/run.py after ``migrate``).
 
-Users and profiles go through the ORM (``bulk_create``); sessions and messages
-are streamed with PostgreSQL ``COPY`` with ids assigned here, then the session
-counters the services maintain (``message_count``, the last-message copy and
-the active leaf) are set by the service that keeps them,
-``chat_session_counters_refresh``.
+Users and profiles go through the ORM (``bulk_create``); sessions, their
+owners' memberships and messages are streamed with PostgreSQL ``COPY`` with ids
+assigned here, then the session counters the services maintain
+(``message_count``, the last-message copy and the active leaf) are set by the
+service that keeps them, ``chat_session_counters_refresh``. Every session has
+its owner's membership row, read up to its newest message (``_owner_row``), and
+every user message its author, the owner, as ``chat_message_create`` writes it.
+
+The shared session (issue 12) has ``SHARED_MEMBERS`` members: its owner and
+editors added by the service that adds members, ``chat_member_add``. The first
+editor also owns a session of the same length alone (the owner-only side of
+the membership cost).
 
 Every session is a message tree as the services leave it (``_tree``): a flat
 session is one chain (each message's parent the one before it); the branched
@@ -40,8 +47,13 @@ from django.contrib.auth.hashers import make_password  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from rest_framework_simplejwt.tokens import AccessToken  # noqa: E402
 
-from chat_history.models import ChatMessage, ChatSession  # noqa: E402
-from chat_history.services import chat_session_counters_refresh  # noqa: E402
+from chat_history.models import (  # noqa: E402
+    ChatMessage,
+    ChatSession,
+    ChatSessionMember,
+    MemberRole,
+)
+from chat_history.services import chat_member_add, chat_session_counters_refresh  # noqa: E402
 from users.models import Profile, User  # noqa: E402
 
 PASSWORD = "bench password 9f3c"  # noqa: S105 - a throwaway account in a throwaway database
@@ -52,6 +64,8 @@ TREE_BRANCHES = 1_000  # branch points of the tree user's 200,000-message sessio
 HEAVY_SMALL_SESSIONS = 19
 LOGIN_USERS = 64
 OTHER_USERS, OTHER_SESSIONS, OTHER_SESSION_MESSAGES = 2_000, 5, 10
+# The shared session: its owner and 99 editors (CHAT_SESSION_MAX_MEMBERS is 100).
+SHARED_MEMBERS = 100
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
 _WORDS = [
@@ -171,6 +185,51 @@ def _copy(cursor, model, given: tuple[str, ...], rows) -> None:
             copy.write_row((*row, *defaults))
 
 
+class Planned(NamedTuple):
+    """A session to copy: its messages' shape, time and author."""
+
+    pk: int
+    messages: int
+    branches: int
+    first: datetime  # the session's creation and its first message
+    owner: User
+
+
+def _owner_row(member_pk: int, plan: Planned, last_message_id: int | None) -> tuple:
+    """The owner's membership of a seeded session (fields: ``_MEMBER_FIELDS``).
+
+    ``chat_session_insert`` is the one home of this rule: every session has its
+    owner's row (role owner, nothing unread). The seed cannot call it for
+    10,000 sessions (two ORM inserts each, and the session ids would come from
+    the database instead of this plan), so it mirrors it here, with the read
+    marker on the newest message: a bulk-loaded session arrives read, as an
+    import leaves it (``chat_history.imports``) and migration 0006 backfilled
+    the sessions that existed. A test compares it with the services' row.
+    """
+    return (
+        member_pk,
+        plan.first,
+        plan.first,
+        plan.pk,
+        plan.owner.pk,
+        MemberRole.OWNER.value,
+        last_message_id,
+        0,
+    )
+
+
+_MEMBER_FIELDS = (
+    "id",
+    "created_at",
+    "updated_at",
+    "session_id",
+    "user_id",
+    "role",
+    "last_read_message_id",
+    "unread_count",
+)
+
+
 class Seeder:
     def __init__(self) -> None:
         self.rng = random.Random(6)
@@ -178,8 +237,8 @@ class Seeder:
         self.session_id = 0
         self.message_id = 0
         self.sessions: list[tuple] = []
-        # (session pk, messages, branch points, first time)
-        self.plan: list[tuple[int, int, int, datetime]] = []
+        self.plan: list[Planned] = []
+        self.members: list[tuple] = []  # the owners' rows (``_owner_row``)
 
     def users(self, password_hash: str) -> dict[str, list[User]]:
         def make(prefix: str, count: int) -> list[User]:
@@ -198,6 +257,8 @@ class Seeder:
             "tree": make("bench-tree", 1),
             "login": make("bench-login", LOGIN_USERS),
             "other": make("bench-other", OTHER_USERS),
+            "shared_owner": make("bench-share-owner", 1),
+            "members": make("bench-member", SHARED_MEMBERS - 1),
         }
         everyone = [user for group in groups.values() for user in group]
         User.objects.bulk_create(everyone, batch_size=1000)
@@ -212,12 +273,15 @@ class Seeder:
         the copy."""
         self.session_id += 1
         first = START + timedelta(minutes=self.session_id)
-        self.plan.append((self.session_id, messages, branches, first))
+        plan = Planned(self.session_id, messages, branches, first, user)
+        self.plan.append(plan)
         public_id = uuid.UUID(int=self.rng.getrandbits(128), version=4)
         self.sessions.append(
             (self.session_id, first, first, user.pk, public_id, title, False, False, 0, "", "")
         )
         self.message_id += messages
+        last = self.message_id if messages else None  # no message of the seed is trashed
+        self.members.append(_owner_row(len(self.members) + 1, plan, last))
         return self.session_id, str(public_id)
 
     def _text(self, message_id: int) -> str:
@@ -226,7 +290,7 @@ class Seeder:
     def _messages(self):
         message_id = 0
         flat: dict[int, list[TreeRow]] = {}  # one chain per length, shared
-        for session_pk, count, branches, first in self.plan:
+        for session_pk, count, branches, first, owner in self.plan:
             if branches:
                 tree = _tree(count, branches)
             else:
@@ -237,21 +301,23 @@ class Seeder:
             for n, row in enumerate(tree):
                 message_id += 1
                 at = first + timedelta(seconds=n)
-                role = "user" if row.depth % 2 == 0 else "assistant"
-                meta = "{}" if role == "user" else '{"tokens_used": 120}'
+                by_user = row.depth % 2 == 0
                 parent = None if row.parent is None else base + row.parent
                 yield (
                     message_id,
                     at,
                     at,
                     session_pk,
-                    role,
+                    "user" if by_user else "assistant",
                     self._text(message_id),
-                    meta,
+                    "{}" if by_user else '{"tokens_used": 120}',
                     parent,
                     row.active,
                     row.sibling_index,
                     row.sibling_count,
+                    # The author of a user message: the owner, under the name they have.
+                    owner.pk if by_user else None,
+                    owner.username if by_user else "",
                 )
 
     def copy(self) -> None:
@@ -290,14 +356,34 @@ class Seeder:
                     "on_active_path",
                     "sibling_index",
                     "sibling_count",
+                    "author_id",
+                    "author_name",
                 ),
                 self._messages(),
             )
-            for table in (ChatSession._meta.db_table, ChatMessage._meta.db_table):
+            _copy(raw, ChatSessionMember, _MEMBER_FIELDS, self.members)
+            for table in (
+                ChatSession._meta.db_table,
+                ChatMessage._meta.db_table,
+                ChatSessionMember._meta.db_table,
+            ):
                 cursor.execute(
                     f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608
                     f"(SELECT max(id) FROM {table}))"
                 )
+
+
+def members_add(session_pk: int, owner: User, editors: list[User]) -> None:
+    """``editors`` join the copied session through the service that adds
+    members (few enough for it: a lock, an update and an insert each). Its
+    events reach no one: bench/run.py seeds without Redis."""
+    session = ChatSession.objects.get(pk=session_pk)
+    for user in editors:
+        chat_member_add(actor=owner, session=session, user_id=user.pk, role=MemberRole.EDITOR)
+
+
+def _token(user: User) -> str:
+    return str(AccessToken.for_user(user))
 
 
 def main() -> None:
@@ -324,8 +410,14 @@ def main() -> None:
         for user in groups["other"]:
             for n in range(OTHER_SESSIONS):
                 seeder.session(user, OTHER_SESSION_MESSAGES, f"Other session {n}")
+        shared_owner, editors = groups["shared_owner"][0], groups["members"]
+        shared = seeder.session(
+            shared_owner, MAIN_SESSION_MESSAGES, f"Shared session ({SHARED_MEMBERS} members)"
+        )
+        solo = seeder.session(editors[0], MAIN_SESSION_MESSAGES, "Owner-only session")
         seeder.copy()
         chat_session_counters_refresh(sessions=ChatSession.objects.all())
+        members_add(shared[0], shared_owner, editors)
     with connection.cursor() as cursor:
         # Leave nothing for autovacuum to do during the measurements: statistics,
         # visibility map and hint bits now, dirty pages written out.
@@ -342,25 +434,38 @@ def main() -> None:
                 "password": PASSWORD,
                 "main": {
                     "email": main_user.email,
-                    "token": str(AccessToken.for_user(main_user)),
+                    "token": _token(main_user),
                     "sessions": [public for _, public in main_sessions],
                     "session_pks": [pk for pk, _ in main_sessions],
                 },
                 "heavy": {
                     "email": heavy.email,
-                    "token": str(AccessToken.for_user(heavy)),
+                    "token": _token(heavy),
                     "huge_session": huge[1],
                     "huge_session_pk": huge[0],
                     "sessions": [public for _, public in heavy_sessions],
                 },
                 "tree": {
                     "email": tree_user.email,
-                    "token": str(AccessToken.for_user(tree_user)),
+                    "token": _token(tree_user),
                     "session": tree[1],
                     "session_pk": tree[0],
                     "branches": TREE_BRANCHES,
                 },
                 "login_emails": [user.email for user in groups["login"]],
+                # The membership cost: the first editor reads and posts to the
+                # shared session and to the session they own alone.
+                "shared": {
+                    "members": SHARED_MEMBERS,
+                    "session": shared[1],
+                    "session_pk": shared[0],
+                    "editor_email": editors[0].email,
+                    "editor_token": _token(editors[0]),
+                    "solo_session": solo[1],
+                    "solo_session_pk": solo[0],
+                    # Every member's, the owner's first: one socket each (scenario 9).
+                    "member_tokens": [_token(user) for user in [shared_owner, *editors]],
+                },
             }
         )
     )

@@ -56,26 +56,27 @@ class Client:
         # arrivals[socket index][message id] = perf_counter()
         self.arrivals: list[dict[int, float]] = []
         self.last_event = time.perf_counter()
-        self.answered = 0.0
+        self.connect_batch = CONNECT_BATCH  # sockets opened at once
+
+    def _open(self, index: int):
+        """Open socket number ``index`` (here every socket is the same)."""
+        return websockets.connect(
+            self.ws_url,
+            subprotocols=["bearer", self.token],
+            open_timeout=30,
+            max_size=None,
+            max_queue=None,
+        )
 
     async def connect(self, count: int) -> None:
         while len(self.sockets) < count:
-            batch = min(CONNECT_BATCH, count - len(self.sockets))
-            opened = await asyncio.gather(
-                *(
-                    websockets.connect(
-                        self.ws_url,
-                        subprotocols=["bearer", self.token],
-                        open_timeout=30,
-                        max_size=None,
-                        max_queue=None,
-                    )
-                    for _ in range(batch)
-                )
-            )
-            for ws in opened:
+            batch = min(self.connect_batch, count - len(self.sockets))
+            first = len(self.sockets)
+            opened = await asyncio.gather(*(self._open(first + n) for n in range(batch)))
+            for ws in opened:  # None: a socket the server refused (see ws_shared.py)
                 self.arrivals.append({})
-                self.readers.append(asyncio.create_task(self._read(ws, len(self.sockets))))
+                if ws is not None:
+                    self.readers.append(asyncio.create_task(self._read(ws, len(self.sockets))))
                 self.sockets.append(ws)
 
     async def _read(self, ws, index: int) -> None:
@@ -94,7 +95,8 @@ class Client:
                 return
             await asyncio.sleep(0.1)
 
-    async def post(self, content: str) -> tuple[int, float]:
+    async def post(self, content: str) -> tuple[int, float, float]:
+        """POST one message; its id, and when the request was sent and answered."""
         body = json.dumps({"role": "user", "content": content}).encode()
         request = (
             f"POST /api/chat-history/sessions/{self.session}/messages/ HTTP/1.1\r\n"
@@ -107,18 +109,18 @@ class Client:
         writer.write(request)
         await writer.drain()
         response = await reader.read()
-        self.answered = time.perf_counter()
+        answered = time.perf_counter()
         writer.close()
         head, _, payload = response.partition(b"\r\n\r\n")
         if not head.startswith(b"HTTP/1.1 201"):
             raise SystemExit(f"POST failed: {head[:80]!r}")
-        return json.loads(payload)["id"], started
+        return json.loads(payload)["id"], started, answered
 
     async def deliver(self, count: int, timeout: float = 10.0) -> list[dict]:
         """Post ``count`` messages one at a time; per message, each socket's latency."""
         results = []
         for n in range(count):
-            message_id, started = await self.post(f"fan-out probe {n} " + "x" * 380)
+            message_id, started, answered = await self.post(f"fan-out probe {n} " + "x" * 380)
             deadline = time.perf_counter() + timeout
             while time.perf_counter() < deadline:
                 if all(message_id in got for got in self.arrivals):
@@ -132,14 +134,16 @@ class Client:
                     "id": message_id,
                     "delivered": len(latencies),
                     "latencies_ms": latencies,
-                    "response_ms": (self.answered - started) * 1000,
+                    "response_ms": (answered - started) * 1000,
                 }
             )
             await asyncio.sleep(0.05)
         return results
 
     async def close(self) -> None:
-        await asyncio.gather(*(ws.close() for ws in self.sockets), return_exceptions=True)
+        await asyncio.gather(
+            *(ws.close() for ws in self.sockets if ws is not None), return_exceptions=True
+        )
         for task in self.readers:
             task.cancel()
 

@@ -1,4 +1,5 @@
-"""bench/seed.py loads what the models hold today (nothing else runs it before `make bench`)."""
+"""bench/seed.py loads what the models hold today (nothing else runs it before `make bench`),
+and bench/queries.py counts the membership loads' queries."""
 
 from __future__ import annotations
 
@@ -10,22 +11,30 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import AccessToken
 
-from chat_history.models import ChatMessage, ChatSession
+from chat_history import services
+from chat_history.models import ChatMessage, ChatSession, ChatSessionMember, MemberRole, Role
 from chat_history.services import chat_session_counters_refresh
+from users.principals import SystemPrincipal
 from users.tests.factories import UserFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
 
-def _seed_module():
-    path = Path(__file__).resolve().parent.parent / "seed.py"
-    spec = importlib.util.spec_from_file_location("bench_seed", path)
+def _bench_module(name: str):
+    path = Path(__file__).resolve().parent.parent / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _seed_module():
+    return _bench_module("seed")
 
 
 def test_the_seeders_copy_loads_sessions_and_messages_with_every_column_filled():
@@ -132,3 +141,94 @@ def test_the_branched_session_is_a_valid_tree_whose_active_path_pages_like_a_fla
     flat_page, flat_queries = _history(auth_client, flat_public_id)
     assert len(flat_page["messages"]) == 50
     assert queries == flat_queries
+
+
+def _member_side(session_pk: int) -> list[tuple]:
+    return list(
+        ChatSessionMember.objects.filter(session_id=session_pk).values_list(
+            "user_id", "role", "unread_count", "last_read_message_id"
+        )
+    )
+
+
+def test_a_seeded_session_has_its_owners_membership_and_authors_as_the_services_leave_them():
+    seeder = _seed_module().Seeder()
+    user = UserFactory()
+    pk, _ = seeder.session(user, 3, "Seeded")
+    empty_pk, _ = seeder.session(user, 0, "Empty")
+    seeder.copy()
+    chat_session_counters_refresh(sessions=ChatSession.objects.filter(user=user))
+
+    # The same session through the services: user, assistant, user.
+    made = services.chat_session_insert(user_id=user.pk, title="Made")
+    for role, actor in (
+        (Role.USER, user),
+        (Role.ASSISTANT, SystemPrincipal("bench")),
+        (Role.USER, user),
+    ):
+        services.chat_message_create(actor=actor, session=made, role=role, content="Hello")
+    empty = services.chat_session_insert(user_id=user.pk, title="Made empty")
+
+    seeded = ChatSession.objects.get(pk=pk)
+    assert _member_side(pk) == [(user.pk, "owner", 0, seeded.last_message_id)]
+    made.refresh_from_db()
+    assert _member_side(made.pk) == [(user.pk, "owner", 0, made.last_message_id)]
+    assert _member_side(empty_pk) == _member_side(empty.pk) == [(user.pk, "owner", 0, None)]
+    member = ChatSessionMember.objects.get(session_id=pk)
+    assert member.created_at == member.updated_at == seeded.created_at
+
+    def authors(session_pk: int) -> list[tuple]:
+        rows = ChatMessage.objects.filter(session_id=session_pk).order_by("id")
+        return list(rows.values_list("role", "author_id", "author_name"))
+
+    assert (
+        authors(pk)
+        == authors(made.pk)
+        == [
+            ("user", user.pk, user.username),
+            ("assistant", None, ""),
+            ("user", user.pk, user.username),
+        ]
+    )
+    # The sequence continues after the seeded rows.
+    other = services.chat_session_insert(user_id=UserFactory().pk)
+    assert ChatSessionMember.objects.get(session=other).pk > member.pk
+
+
+def _queries_module():
+    return _bench_module("queries")
+
+
+def test_the_shared_session_has_every_member_and_costs_an_editor_the_queries_of_their_own():
+    seed = _seed_module()
+    owner, editors = UserFactory(), UserFactory.create_batch(seed.SHARED_MEMBERS - 1)
+    seeder = seed.Seeder()
+    shared_pk, shared = seeder.session(owner, 60, "Shared")
+    _, solo = seeder.session(editors[0], 60, "Owner-only")
+    seeder.copy()
+    chat_session_counters_refresh(sessions=ChatSession.objects.all())
+    seed.members_add(shared_pk, owner, editors)  # as many as the limit allows
+
+    session = ChatSession.objects.get(pk=shared_pk)
+    assert session.member_count == seed.SHARED_MEMBERS
+    assert sorted(_member_side(shared_pk)) == sorted(
+        [(owner.pk, MemberRole.OWNER, 0, session.last_message_id)]
+        + [(user.pk, MemberRole.EDITOR, 0, session.last_message_id) for user in editors]
+    )
+
+    # What the load sends: the editor's real token.
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(editors[0])}")
+    counted = _queries_module().membership_queries(client=client, solo=solo, shared=shared)
+    assert counted["s2_shared"]["queries"] == counted["s2_solo"]["queries"]
+    assert counted["s4_shared"]["queries"] == counted["s4_solo"]["queries"]
+    assert all(len(set(found["runs"])) == 1 for found in counted.values())  # steady
+    # Posting to the shared session moved every other member's unread count.
+    unread = dict(
+        ChatSessionMember.objects.filter(session_id=shared_pk).values_list(
+            "user_id", "unread_count"
+        )
+    )
+    posted = 1 + _queries_module().REPEATS  # the warm-up and the counted ones
+    assert unread.pop(editors[0].pk) == 0
+    assert set(unread.values()) == {posted}
