@@ -4,7 +4,9 @@ import json
 
 import pytest
 
-from chat_history.tests.factories import ChatSessionFactory
+from chat_history.models import MemberRole
+from chat_history.tests.factories import ChatSessionFactory, add_member
+from users.tests.factories import UserFactory
 
 
 @pytest.fixture
@@ -33,3 +35,25 @@ def published(monkeypatch):
 
     monkeypatch.setattr("realtime.publish._send_many", record)
     return sent
+
+
+# --- A shared session's members (the session above is the owner's) -----------------
+
+
+@pytest.fixture
+def owner(user):
+    return user
+
+
+@pytest.fixture
+def editor(session):
+    editor = UserFactory(username="editor")
+    add_member(session, editor, MemberRole.EDITOR)
+    return editor
+
+
+@pytest.fixture
+def viewer(session):
+    viewer = UserFactory(username="viewer")
+    add_member(session, viewer, MemberRole.VIEWER)
+    return viewer

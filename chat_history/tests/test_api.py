@@ -12,6 +12,7 @@ from chat_history.events import session_group
 from chat_history.models import ChatMessage, ChatSession, Role
 from chat_history.serializers import message_data, session_data
 from chat_history.tests.factories import ChatSessionFactory, add_messages
+from chat_history.tests.urls import _url, export_url, history_url, session_url, sessions_url
 from realtime.publish import user_group
 from users import services as user_services
 from users.models import Scope
@@ -49,26 +50,6 @@ MESSAGE_KEYS = {
     "updated_at",
     "deleted_at",
 }
-
-
-def _url(name: str, *args) -> str:
-    return reverse(f"chat_history:{name}", args=args)
-
-
-def sessions_url() -> str:
-    return _url("session-list")
-
-
-def session_url(session) -> str:
-    return _url("session-detail", session.session_id)
-
-
-def history_url(session) -> str:
-    return _url("session-messages", session.session_id)
-
-
-def export_url(session) -> str:
-    return _url("session-export", session.session_id)
 
 
 def messages_url() -> str:

@@ -34,25 +34,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def owner(user):
-    return user
-
-
-@pytest.fixture
-def editor(session):
-    editor = UserFactory()
-    add_member(session, editor, MemberRole.EDITOR)
-    return editor
-
-
-@pytest.fixture
-def viewer(session):
-    viewer = UserFactory()
-    add_member(session, viewer, MemberRole.VIEWER)
-    return viewer
-
-
-@pytest.fixture
 def stranger(db):
     return UserFactory()
 

@@ -9,8 +9,18 @@ from datetime import UTC, datetime
 import pytest
 from django.urls import reverse
 
-from chat_history.models import ChatMessage, ChatSession, ChatSessionMember, MemberRole
+from chat_history.models import ChatMessage, ChatSession, ChatSessionMember
 from chat_history.tests.factories import ChatSessionFactory, add_member
+from chat_history.tests.urls import (
+    _url,
+    export_url,
+    history_url,
+    member_url,
+    members_url,
+    read_url,
+    session_url,
+    sessions_url,
+)
 from realtime.presence import OnlineStatus
 from users.models import Scope
 from users.tests.factories import DEFAULT_PASSWORD, UserFactory
@@ -18,59 +28,8 @@ from users.tests.factories import DEFAULT_PASSWORD, UserFactory
 pytestmark = pytest.mark.django_db
 
 
-def _url(name: str, *args) -> str:
-    return reverse(f"chat_history:{name}", args=args)
-
-
-def sessions_url() -> str:
-    return _url("session-list")
-
-
-def session_url(session) -> str:
-    return _url("session-detail", session.session_id)
-
-
-def history_url(session) -> str:
-    return _url("session-messages", session.session_id)
-
-
-def export_url(session) -> str:
-    return _url("session-export", session.session_id)
-
-
-def members_url(session) -> str:
-    return _url("session-members", session.session_id)
-
-
-def member_url(session, user) -> str:
-    return _url("session-update-member", session.session_id, user.pk)
-
-
-def read_url(session) -> str:
-    return _url("session-read", session.session_id)
-
-
 def message_url(message_id: int, action: str = "detail") -> str:
     return _url(f"message-{action}", message_id)
-
-
-@pytest.fixture
-def owner(user):
-    return user
-
-
-@pytest.fixture
-def editor(session):
-    editor = UserFactory(username="editor")
-    add_member(session, editor, MemberRole.EDITOR)
-    return editor
-
-
-@pytest.fixture
-def viewer(session):
-    viewer = UserFactory(username="viewer")
-    add_member(session, viewer, MemberRole.VIEWER)
-    return viewer
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
-from chat_history.models import ChatMessage, MemberRole
-from chat_history.tests.factories import ChatSessionFactory, add_member
+from chat_history.models import ChatMessage
+from chat_history.tests.factories import ChatSessionFactory
 from config.asgi import application
 from realtime.consumers import CloseCode
 from users.tests.factories import UserFactory
@@ -27,20 +27,6 @@ def owner(transactional_db):
 @pytest.fixture
 def session(owner):
     return ChatSessionFactory(user=owner)
-
-
-@pytest.fixture
-def editor(session):
-    editor = UserFactory(username="editor")
-    add_member(session, editor, MemberRole.EDITOR)
-    return editor
-
-
-@pytest.fixture
-def viewer(session):
-    viewer = UserFactory(username="viewer")
-    add_member(session, viewer, MemberRole.VIEWER)
-    return viewer
 
 
 def _headers(user) -> list[tuple[bytes, bytes]]:
