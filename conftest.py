@@ -65,6 +65,17 @@ def _fresh_cache():
     clear()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_online_registry():
+    """Without Redis, who is online lives in this process (``realtime.presence``):
+    no test inherits another's (a user id reused after a rollback would show an
+    earlier test's ``last_seen_at``). With Redis, ``_fresh_cache`` deletes it."""
+    from realtime import presence
+
+    if not settings.REDIS_URL:
+        presence._online = None
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _redis_left_clean():
     """At the end of the run, nothing this run wrote stays in Redis."""

@@ -11,6 +11,7 @@ principal.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -36,16 +37,22 @@ from config.exceptions import SERVER_ERROR, error_answer
 from core.parsers import loads
 from core.permissions import principal_check
 from core.throttles import write_allowed
+from realtime import presence
 from realtime.publish import principal_group, user_group
 
 logger = logging.getLogger(__name__)
 access_logger = logging.getLogger("realtime.access")
+
+HEARTBEAT_STOP_SECONDS = 5  # a refresh that takes longer is cancelled
+RECEIVE_CANCEL_EVERY = 0.5  # seconds; see ``RealtimeConsumer._receive_from_layer``
+RECEIVE_CANCEL_ATTEMPTS = 20
 
 
 class CloseCode(IntEnum):
     UNAUTHENTICATED = 4401  # no token, or an invalid, expired or revoked one
     FORBIDDEN = 4403  # a valid token that may not use this endpoint (e.g. missing scope)
     NOT_FOUND = 4404  # no such session, or not yours
+    REMOVED = 4410  # you were removed from this shared session (or left it)
     TOKEN_EXPIRED = 4408  # the access token expired while connected; reconnect with a new one
     UNAVAILABLE = 1011  # the channel layer, or the database checking the credential, is down
 
@@ -82,6 +89,9 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
     _opened_at = 0.0
     _close_code = 1006  # abnormal closure, unless the client's disconnect says otherwise
     _layer_down = False  # refused because the channel layer failed
+    _heartbeat: asyncio.Task | None = None
+    _heartbeat_stop: asyncio.Event | None = None
+    _online = False  # this socket may be registered as its user's (presence.online_connect)
     cleanup_seconds: ClassVar[float] = 10.0  # bound on the way out; see ``__call__``
 
     async def __call__(self, scope, receive, send):
@@ -115,6 +125,34 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
                     "socket cleanup did not finish in %ss; left to expire", self.cleanup_seconds
                 )
 
+    # The channel layer's ``receive``, as channels sets and reads it in
+    # ``AsyncConsumer.__call__``: wrapped by ``_receive_from_layer``.
+    @property
+    def channel_receive(self):
+        return self._receive_from_layer
+
+    @channel_receive.setter
+    def channel_receive(self, receive) -> None:
+        self._layer_receive = receive
+
+    async def _receive_from_layer(self):
+        """The layer's ``receive``, cancelled for sure when the consumer ends.
+
+        When a consumer ends, channels cancels its pending ``receive`` and
+        waits for it. channels_redis can lose that cancellation (redis-py
+        sends with ``asyncio.wait_for``, which on Python 3.11 swallows a
+        cancellation racing the send) and then polls Redis forever: the
+        consumer would never reach ``disconnect``, and its heartbeat would
+        keep the closed socket in presence. So the receive runs in a task of
+        its own, cancelled again until it ends (``_cancelled_for_sure``).
+        """
+        task = asyncio.ensure_future(self._layer_receive())
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            await _cancelled_for_sure(task)
+            raise
+
     async def websocket_disconnect(self, message) -> None:
         self._close_code = message.get("code", 1005)
         raise StopConsumer  # ``__call__`` then runs ``disconnect``
@@ -132,7 +170,11 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
         """Join ``groups`` (and the principal's own, which hears of revoked
         credentials), accept the socket, and watch its credential: closed at the
         token's expiry (4408), on ``credentials.revoked`` (4401), or when a
-        recheck every ``WS_RECHECK_SECONDS`` finds it no longer valid (4401)."""
+        recheck every ``WS_RECHECK_SECONDS`` finds it no longer valid (4401).
+
+        An end user's socket (not a service's) then counts as theirs in who is
+        online (``presence.online_connect``: their contacts may hear they came
+        online) until ``disconnect``; the heartbeat keeps it listed."""
         try:
             for group in (*groups, principal_group(self.principal.pk)):
                 await self.channel_layer.group_add(group, self.channel_name)
@@ -147,6 +189,10 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
         self._log("open")
         self._close_when_token_expires()
         self._recheck = asyncio.get_running_loop().create_task(self._recheck_credential())
+        self._start_heartbeat()
+        if not getattr(self.principal, "is_service", False):
+            self._online = True  # before the await: a registration cut short is undone too
+            await presence.online_connect(self.principal.pk, self.channel_name)
         return True
 
     async def _recheck_credential(self) -> None:
@@ -196,6 +242,10 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
             self._recheck.cancel()
         if self._opened_at:
             self._log("closed", code)
+        await self._stop_heartbeat()  # first: nothing may register the socket again
+        online, self._online = self._online, False
+        if online:
+            await presence.online_disconnect(self.principal.pk, self.channel_name)
         for group in self.joined:
             try:
                 await self.channel_layer.group_discard(group, self.channel_name)
@@ -206,6 +256,43 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
         await self.send(text_data=message["text"])
         if message["event_type"] == "credentials.revoked":
             await self.close(code=CloseCode.UNAUTHENTICATED)
+
+    # --- the heartbeat of what a socket registered (realtime.presence) -------------------
+
+    def _start_heartbeat(self) -> None:
+        self._heartbeat_stop = asyncio.Event()
+        self._heartbeat = asyncio.get_running_loop().create_task(
+            self._keep_presence(self._heartbeat_stop)
+        )
+
+    async def _stop_heartbeat(self) -> None:
+        """Stop the heartbeat between two refreshes, never in the middle of one
+        (a re-registration cut short could land after the unregistration);
+        cancelled if a refresh hangs. Safe to call twice."""
+        if self._heartbeat is None or self._heartbeat_stop is None:
+            return
+        self._heartbeat_stop.set()
+        try:
+            await asyncio.wait_for(self._heartbeat, timeout=HEARTBEAT_STOP_SECONDS)
+        except Exception:  # timed out (and cancelled), or the heartbeat failed
+            logger.warning(
+                "presence heartbeat of %s stopped", self.scope.get("path"), exc_info=True
+            )
+        self._heartbeat = None
+
+    async def _keep_presence(self, stop: asyncio.Event) -> None:
+        """Call ``_beat`` every ``presence.HEARTBEAT_SECONDS`` until ``stop`` is set."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=presence.HEARTBEAT_SECONDS)
+                return
+            await self._beat()
+
+    async def _beat(self) -> None:
+        """Refresh what this socket registered: here its user's online entry.
+        A subclass that registers more refreshes it too, calling this first."""
+        if self._online:
+            await presence.online_touch(self.principal.pk, self.channel_name)
 
     # --- who may connect ------------------------------------------------------------
 
@@ -265,6 +352,23 @@ class RealtimeConsumer(AsyncJsonWebsocketConsumer):
     @classmethod
     async def encode_json(cls, content) -> str:
         return json.dumps(content, cls=DjangoJSONEncoder, ensure_ascii=False)
+
+
+async def _cancelled_for_sure(task: asyncio.Task) -> None:
+    """Cancel ``task`` every ``RECEIVE_CANCEL_EVERY`` seconds until it ends, at
+    most ``RECEIVE_CANCEL_ATTEMPTS`` times, even if the caller is cancelled
+    meanwhile (it re-raises its own cancellation afterwards)."""
+    for _ in range(RECEIVE_CANCEL_ATTEMPTS):
+        task.cancel()
+        try:
+            await asyncio.wait({task}, timeout=RECEIVE_CANCEL_EVERY)
+        except asyncio.CancelledError:
+            continue
+        if task.done():
+            if not task.cancelled():
+                task.exception()  # retrieved: an error after a cancel is no news
+            return
+    logger.error("a channel layer receive survived %d cancellations", RECEIVE_CANCEL_ATTEMPTS)
 
 
 class UserEventsConsumer(RealtimeConsumer):
