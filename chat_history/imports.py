@@ -448,7 +448,7 @@ def _conversation_write(*, user_id: int, conversation: Conversation) -> ChatSess
 
 def _author(user_id: int) -> tuple[int, str]:
     """The importing user, the author of every imported user message."""
-    return user_id, user_selectors.user_username(user_id=user_id)
+    return user_id, user_selectors.user_usernames(user_ids=[user_id])[user_id]
 
 
 def _messages_write(

@@ -85,21 +85,33 @@ def readable_sessions(*, user_id: int) -> QuerySet[ChatSession]:
     return ChatSession.objects.filter(members__user_id=user_id, deleted_at__isnull=True)
 
 
+def session_owner_check(
+    *, actor: Principal, session: ChatSession, detail: str | None = None
+) -> None:
+    """What only the session's owner reads or manages (its trash, its whole
+    tree, its share links): a member who is not the owner gets 403
+    ``owner_only``; a service or an operator may (its scopes were checked)."""
+    if not actor.is_service and session.user_id != actor.pk:
+        raise OwnerOnlyError(detail)
+
+
 def trash_view_check(*, actor: Principal, session: ChatSession | None = None) -> None:
     """Only owners list a trash (theirs); a service asking is a 400 on ``trashed``,
     a member of ``session`` who is not its owner a 403 ``owner_only``."""
     if actor.is_service:
         raise ValidationError({"trashed": "Only a session's owner sees the trash."})
-    if session is not None and session.user_id != actor.pk:
-        raise OwnerOnlyError()
+    if session is not None:
+        session_owner_check(actor=actor, session=session)
 
 
 def whole_tree_check(*, actor: Principal, session: ChatSession) -> None:
-    """The whole tree (``?format=lossless``) holds the trash, which is its
-    owner's alone: another member gets 403 ``owner_only`` (the other formats
-    follow the active path, which every member reads)."""
-    if not actor.is_service and session.user_id != actor.pk:
-        raise OwnerOnlyError("Only the session's owner exports the whole tree (lossless).")
+    """The whole tree (``?format=lossless``) holds the trash: the owner's
+    alone (the other formats follow the active path, which every member reads)."""
+    session_owner_check(
+        actor=actor,
+        session=session,
+        detail="Only the session's owner exports the whole tree (lossless).",
+    )
 
 
 # --- Sessions -----------------------------------------------------------------

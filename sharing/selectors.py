@@ -18,7 +18,6 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from chat_history import selectors as chat_selectors
-from chat_history.errors import OwnerOnlyError
 from chat_history.models import ChatSession
 from sharing.errors import ShareLinkNotFoundError
 from sharing.models import ShareLink, ShareMode
@@ -38,11 +37,9 @@ def token_hash(token: str) -> str:
 
 
 def share_owner_check(*, actor: Principal, session: ChatSession) -> None:
-    """Share links are the session owner's (``ChatSession.user``, which the
-    chat history keeps equal to the member whose role is ``owner``); an
-    operator may act too. 403 ``owner_only`` otherwise."""
-    if not actor.is_service and session.user_id != actor.pk:
-        raise OwnerOnlyError()
+    """Share links are the session owner's
+    (``chat_history.selectors.session_owner_check``): 403 ``owner_only``."""
+    chat_selectors.session_owner_check(actor=actor, session=session)
 
 
 # --- The owner's --------------------------------------------------------------

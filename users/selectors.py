@@ -30,10 +30,6 @@ def user_get_active(*, user_id: int) -> User | None:
     return User.objects.filter(pk=user_id, is_active=True).only("id").first()
 
 
-def user_username(*, user_id: int) -> str:
-    return User.objects.filter(pk=user_id).values_list("username", flat=True).get()
-
-
 def user_usernames(*, user_ids: Iterable[int]) -> dict[int, str]:
     """Each existing user's username, by id. One query."""
     return dict(User.objects.filter(pk__in=list(user_ids)).values_list("id", "username"))
