@@ -101,6 +101,31 @@ def _close_connections_of_the_sync_thread(request):
         SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=10)
 
 
+@pytest.fixture(autouse=True)
+def _channel_layer_of_its_own(request):
+    """An async test gets channel layer instances of its own, as a server process
+    does: one event loop per instance.
+
+    channels_redis keeps process-local receive state per instance (a receive
+    lock, per-channel clean-up locks) and binds it to the loop that uses it; a
+    receive cancelled while it waits leaks such a lock (``ChannelLock.acquire``
+    is not cancellation-safe), and the next test's loop then meets a lock bound
+    to the previous one ("bound to a different event loop"). Sync tests keep
+    the shared instances (the publisher's loop holds their connections).
+    """
+    if request.node.get_closest_marker("asyncio") is None:
+        yield
+        return
+    from channels.layers import channel_layers
+
+    shared = channel_layers.backends
+    channel_layers.backends = {}
+    try:
+        yield
+    finally:
+        channel_layers.backends = shared
+
+
 @pytest.fixture
 def user(db):
     return UserFactory()

@@ -59,7 +59,10 @@ def check_channel_layer() -> None:
         raise RuntimeError("no channel layer configured")
 
     async def round_trip() -> None:
-        channel = await layer.new_channel()
+        # A plain channel, not ``new_channel()``'s process-local one: those share
+        # one receive lock per process, bound to one event loop, and a WSGI
+        # server's threads each probe on a loop of their own.
+        channel = f"health.{uuid.uuid4().hex}"
         await layer.send(channel, {"type": "health.check"})
         message = await layer.receive(channel)
         if message.get("type") != "health.check":

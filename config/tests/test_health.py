@@ -1,3 +1,5 @@
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from django.db.utils import OperationalError
 from django.urls import reverse
@@ -32,3 +34,20 @@ def test_health_is_503_when_the_database_is_down(api_client, monkeypatch):
     body = response.json()
     assert body["status"] == "unavailable"
     assert body["checks"]["database"] == {"status": "unavailable", "error": "OperationalError"}
+
+
+@pytest.mark.redis
+def test_the_channel_layer_check_holds_when_threads_probe_at_once():
+    """Under a WSGI server each thread probes on a loop of its own (async_to_sync);
+    the layer's process-local receive state must not be shared between them."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: _checked(health.check_channel_layer), range(40)))
+    assert results == [None] * 40
+
+
+def _checked(check) -> str | None:
+    try:
+        check()
+    except Exception as error:  # the test reports which probe failed, and how
+        return repr(error)
+    return None

@@ -6,7 +6,8 @@ import asyncio
 import json
 
 import pytest
-from channels.layers import get_channel_layer
+from channels import DEFAULT_CHANNEL_LAYER
+from channels.layers import channel_layers
 
 from realtime.publish import user_group
 
@@ -14,12 +15,14 @@ from realtime.publish import user_group
 class EventListener:
     """A channel subscribed to a user's group on the real channel layer.
 
-    It runs on an event loop of its own: the Redis layer binds a channel's
-    receive buffer to the loop that first reads it.
+    It runs on an event loop of its own, with a layer instance of its own (as
+    another process would): the Redis layer binds its process-local receive
+    state to the loop that reads it (the root conftest's
+    ``_channel_layer_of_its_own``).
     """
 
     def __init__(self, group: str) -> None:
-        self.layer = get_channel_layer()
+        self.layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
         self.group = group
         self.loop = asyncio.new_event_loop()
         self.channel = self.loop.run_until_complete(self.layer.new_channel())
