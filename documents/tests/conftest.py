@@ -7,7 +7,7 @@ import json
 
 import pytest
 from channels import DEFAULT_CHANNEL_LAYER
-from channels.layers import channel_layers
+from channels.layers import InMemoryChannelLayer, channel_layers, get_channel_layer
 
 from realtime.publish import user_group
 
@@ -15,14 +15,17 @@ from realtime.publish import user_group
 class EventListener:
     """A channel subscribed to a user's group on the real channel layer.
 
-    It runs on an event loop of its own, with a layer instance of its own (as
-    another process would): the Redis layer binds its process-local receive
-    state to the loop that reads it (the root conftest's
-    ``_channel_layer_of_its_own``).
+    It runs on an event loop of its own, and on Redis with a layer instance of
+    its own (as another process would): the Redis layer binds its
+    process-local receive state to the loop that reads it (the root
+    conftest's ``_channel_layer_of_its_own``). The in-memory layer is one
+    instance's memory, so it shares the publisher's.
     """
 
     def __init__(self, group: str) -> None:
-        self.layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
+        self.layer = get_channel_layer()
+        if not isinstance(self.layer, InMemoryChannelLayer):
+            self.layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
         self.group = group
         self.loop = asyncio.new_event_loop()
         self.channel = self.loop.run_until_complete(self.layer.new_channel())
