@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -124,6 +125,24 @@ def _channel_layer_of_its_own(request):
         yield
     finally:
         channel_layers.backends = shared
+
+
+@pytest.fixture
+def published(monkeypatch):
+    """Every event published after commit, as ``(group, event)`` pairs.
+
+    Replaces the channel-layer send itself (``realtime.publish._send_many``),
+    so what is recorded is exactly the encoded frames that would go to the
+    sockets, and only once the transaction has committed.
+    """
+    sent: list[tuple[str, dict]] = []
+
+    def record(batch):
+        sent.extend((group, json.loads(message["text"])) for group, message in batch)
+        return True
+
+    monkeypatch.setattr("realtime.publish._send_many", record)
+    return sent
 
 
 @pytest.fixture

@@ -202,6 +202,7 @@ class ChatSessionConsumer(RealtimeConsumer):
             metadata=data.get("metadata"),
             client_message_id=data.get("client_message_id"),
             stream_id=data.get("stream_id"),
+            key_id=data.get("key_id"),
         )
         await self.send_json(
             {

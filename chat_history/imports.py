@@ -418,6 +418,7 @@ def _conversation_write(*, user_id: int, conversation: Conversation) -> ChatSess
         with transaction.atomic():
             session = services.chat_session_insert(
                 user_id=user_id,
+                activity=False,  # not this month's activity: see chat_session_insert
                 import_key=conversation.import_key,
                 title=conversation.title,
                 instructions=conversation.instructions,

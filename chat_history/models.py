@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from django.conf import settings
@@ -34,6 +34,8 @@ from django.db.models import Q
 
 from core.models import TimestampedModel
 from core.parsers import json_depth
+from usage.models import MODEL_NAME_MAX_LENGTH
+from users.models import Provider
 
 TITLE_MAX_LENGTH = 255
 INSTRUCTIONS_MAX_LENGTH = 20_000
@@ -83,6 +85,60 @@ def validate_message_metadata(value: Any) -> None:
         raise ValidationError(
             f"Must be at most {limit} bytes as JSON (it has {size}).", code="max_length"
         )
+    message_usage(value)
+
+
+_USAGE_COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
+_MAX_TOKENS = 2**63 - 1
+
+
+class MessageUsage(NamedTuple):
+    """A model call's usage a message carries (``metadata.usage``, ``.model``,
+    ``.provider``): what ``chat_message_create`` records in the usage ledger."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    model: str
+    provider: str | None
+
+
+def message_usage(metadata: dict[str, Any]) -> MessageUsage | None:
+    """The usage in ``metadata`` if it carries a recordable one, else None; a
+    ``ValidationError`` if it carries a malformed one.
+
+    ``metadata.usage`` is free-form unless it holds token counts: then it is
+    OpenAI's usage object, whose ``prompt_tokens`` and ``completion_tokens``
+    (both, or neither) and ``total_tokens`` (if sent) are non-negative
+    integers. Beside it, ``metadata.model`` (if sent) is a model name of at
+    most ``MODEL_NAME_MAX_LENGTH`` characters and ``metadata.provider`` (if
+    sent) a known provider. It is recordable with both counts and a model.
+    """
+    usage = metadata.get("usage")
+    if not isinstance(usage, dict) or not any(name in usage for name in _USAGE_COUNTS):
+        return None
+    for name in _USAGE_COUNTS:
+        count = usage.get(name, 0)
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= _MAX_TOKENS:
+            raise ValidationError(f"usage.{name} must be a non-negative integer.", code="invalid")
+    if ("prompt_tokens" in usage) != ("completion_tokens" in usage):
+        raise ValidationError(
+            "usage needs both prompt_tokens and completion_tokens.", code="invalid"
+        )
+    model, provider = metadata.get("model"), metadata.get("provider")
+    if model is not None and not (
+        isinstance(model, str) and 0 < len(model) <= MODEL_NAME_MAX_LENGTH and model.strip()
+    ):
+        raise ValidationError(
+            f"model must be a model name (1 to {MODEL_NAME_MAX_LENGTH} characters).",
+            code="invalid",
+        )
+    if provider is not None and provider not in Provider.values:
+        raise ValidationError(
+            f"provider must be one of {', '.join(Provider.values)}.", code="invalid"
+        )
+    if model is None or "prompt_tokens" not in usage:
+        return None
+    return MessageUsage(usage["prompt_tokens"], usage["completion_tokens"], model, provider)
 
 
 class Role(models.TextChoices):

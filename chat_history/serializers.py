@@ -38,6 +38,7 @@ from chat_history.models import (
     MemberRole,
     Rating,
     Role,
+    message_usage,
     validate_message_content,
     validate_message_metadata,
 )
@@ -545,7 +546,12 @@ class MessageCreateBodySerializer(serializers.Serializer):
 
     role = serializers.ChoiceField(choices=Role.choices)
     content = _content_field()
-    metadata = _metadata_field("Free-form JSON object (tokens_used, sources, model...).")
+    metadata = _metadata_field(
+        "Free-form JSON object (tokens_used, sources, model...). A `usage` holding token "
+        "counts is OpenAI's usage object (prompt_tokens, completion_tokens, total_tokens: "
+        "non-negative integers); with `model`, a service token holding usage:write records it "
+        "in the usage ledger (see key_id)."
+    )
     client_message_id = serializers.CharField(
         required=False,
         max_length=CLIENT_MESSAGE_ID_MAX_LENGTH,
@@ -572,6 +578,26 @@ class MessageCreateBodySerializer(serializers.Serializer):
         help_text="Service tokens, user messages only: the member who wrote it "
         "(an owner or editor); default the session's owner.",
     )
+    key_id = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_MESSAGE_ID,
+        help_text="Service tokens with usage:write: the session owner's provider key the "
+        "reply was generated with. Needs metadata.usage (OpenAI's usage object: "
+        "prompt_tokens, completion_tokens) and metadata.model; the call is then recorded in "
+        "the usage ledger against the key, with the message (as it is without key_id, with "
+        "provider from metadata.provider, default openai).",
+    )
+
+    def validate(self, attrs):
+        if "key_id" in attrs and message_usage(attrs.get("metadata") or {}) is None:
+            raise serializers.ValidationError(
+                {
+                    "key_id": "Send it with the usage it was spent on: metadata.usage "
+                    "(prompt_tokens, completion_tokens) and metadata.model."
+                }
+            )
+        return attrs
 
 
 class MemberAddInputSerializer(serializers.Serializer):

@@ -51,14 +51,18 @@ from chat_history.models import (
     ChatSession,
     ChatSessionMember,
     MemberRole,
+    MessageUsage,
     Role,
+    message_usage,
     validate_message_metadata,
 )
 from chat_history.serializers import feedback_data
 from core.batches import iter_by_pk
+from core.permissions import MissingScopeError
+from usage import services as usage_services
 from users import selectors as user_selectors
-from users.models import User
-from users.principals import Principal, SystemPrincipal, principal_label
+from users.models import Scope, User
+from users.principals import Principal, ServicePrincipal, SystemPrincipal, principal_label
 
 TITLE_FROM_MESSAGE_LENGTH = 60
 _SESSION_SUMMARY_FIELDS = [
@@ -108,12 +112,17 @@ def chat_session_create(
     return session
 
 
-def chat_session_insert(*, user_id: int, **fields: Any) -> ChatSession:
+def chat_session_insert(*, user_id: int, activity: bool = True, **fields: Any) -> ChatSession:
     """The session's row and its owner's membership (every session has one),
     publishing nothing: for ``chat_session_create``, the import, and test
-    factories. ``fields`` are the session's other columns. Two queries."""
+    factories. ``fields`` are the session's other columns. Three queries:
+    with ``activity`` (all but the import, whose conversations happened
+    elsewhere and earlier) it counts as a session the owner started this
+    month (``usage.services.usage_activity_count``, the dashboard's figure)."""
     session = ChatSession.objects.create(user_id=user_id, **fields)
     ChatSessionMember.objects.create(session=session, user_id=user_id, role=MemberRole.OWNER)
+    if activity:
+        usage_services.usage_activity_count(user_id=user_id, sessions=1)
     session.my_role, session.my_unread_count = MemberRole.OWNER, 0
     return session
 
@@ -334,6 +343,7 @@ def chat_message_create(
     stream_id: str | None = None,
     parent_id: int | _Append | None = APPEND,
     author_id: int | None = None,
+    key_id: int | None = None,
 ) -> tuple[ChatMessage, bool]:
     """Add a message; returns ``(message, created)``.
 
@@ -359,14 +369,25 @@ def chat_message_create(
     role), then in the same transaction moves its ``message_count``,
     last-message copy, active leaf and ``updated_at``, and every member's
     unread count (the author's read marker moves to the new message); an
-    untitled session takes its title from its first user message. Four
-    queries for an append; a branch adds the sibling positions and the move
-    of the active path. Publishes ``message.created`` to the session's group
-    and ``session.updated`` to every member's (and to the session's when the
+    untitled session takes its title from its first user message, and the
+    owner's monthly activity counts the message
+    (``usage.services.usage_activity_count``). Five queries for an append; a
+    branch adds the sibling positions and the move of the active path.
+    Publishes ``message.created`` to the session's group and
+    ``session.updated`` to every member's (and to the session's when the
     title was set or the active path moved elsewhere).
+
+    Usage: when a service token holding ``usage:write`` posts a message whose
+    metadata carries a model call's usage (``chat_history.models.message_usage``),
+    the call is recorded in the owner's usage ledger in the same transaction
+    (``usage.services.usage_record``, keyed ``message:<id>``), against
+    ``key_id`` (one of the owner's keys) if given; a budget used up refuses
+    the message too (409 ``budget_exceeded``, nothing written). A replayed
+    message records nothing again. ``key_id`` without that scope is a 403.
     """
     if not actor.is_service and role != Role.USER:
         raise RoleNotAllowedError()
+    usage = _message_usage_check(actor, metadata or {}, key_id)
     if author_id is not None and (not actor.is_service or role != Role.USER):
         raise ValidationError({"author_id": "Only a service names the author of a user message."})
     metadata = {} if metadata is None else metadata
@@ -411,6 +432,10 @@ def chat_message_create(
             if original is None:  # the constraint that failed was not the key's
                 raise
             return original, False
+    if usage is not None:
+        _message_usage_record(actor, session, message, usage, key_id)
+    # The owner's activity this month: one upsert (the dashboard's messages).
+    usage_services.usage_activity_count(user_id=session.user_id, messages=1)
     if branches:
         positions = _siblings_renumber(session, parent_id)
         message.sibling_index, message.sibling_count = positions[message.pk]
@@ -422,6 +447,45 @@ def chat_message_create(
         session, members, to_session_group=title_was_set or branches, activity=True
     )
     return message, True
+
+
+def _message_usage_check(
+    actor: Principal, metadata: dict[str, Any], key_id: int | None
+) -> MessageUsage | None:
+    """The usage the new message records (None: none): what its metadata
+    carries, if a service holding ``usage:write`` posts it."""
+    usage = message_usage(metadata)
+    if key_id is not None:
+        if not actor.is_service:
+            raise ValidationError({"key_id": "Only a service names the key a reply used."})
+        if not actor.has_scope(Scope.USAGE_WRITE):
+            raise MissingScopeError()
+        if usage is None:
+            raise ValidationError({"key_id": "Send it with metadata.usage and metadata.model."})
+    if actor.is_service and actor.has_scope(Scope.USAGE_WRITE):
+        return usage
+    return None
+
+
+def _message_usage_record(
+    actor: Principal,
+    session: ChatSession,
+    message: ChatMessage,
+    usage: MessageUsage,
+    key_id: int | None,
+) -> None:
+    usage_services.usage_record(
+        user_id=session.user_id,
+        provider=usage.provider,
+        model=usage.model,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        idempotency_key=f"message:{message.pk}",
+        key_id=key_id,
+        session_id=session.session_id,
+        message_id=message.pk,
+        recorded_by=actor.token if isinstance(actor, ServicePrincipal) else None,
+    )
 
 
 def _original_message(

@@ -73,6 +73,7 @@ from core.schema import error_response
 from core.throttles import WriteThrottle
 from core.validation import validated, validated_query
 from realtime import presence
+from usage.serializers import usage_error_fields
 from users.models import Scope
 
 READ, WRITE = Scope.CHAT_READ, Scope.CHAT_WRITE
@@ -90,11 +91,17 @@ IDEMPOTENCY_KEY = OpenApiParameter(
 _REPLAYED = OpenApiResponse(
     MessageSerializer, description="Idempotent replay: the message created earlier with this key."
 )
-_KEY_REUSED = error_response(
-    "The key was already used in this session for a different role or content "
-    "(code idempotency_key_reused, with message_id).",
-    component="IdempotencyKeyReusedError",
-    message_id=serializers.IntegerField(help_text="The message the key already names."),
+# A message that records usage (metadata.usage) may meet a used-up budget.
+_CREATE_CONFLICT = error_response(
+    "The key was already used in this session for a different role or content (code "
+    "idempotency_key_reused, with message_id); or the message records usage and a monthly "
+    "budget of the owner or the key was used up (code budget_exceeded, with budget, metric, "
+    "key_id and month): nothing was written.",
+    component="MessageCreateConflictError",
+    message_id=serializers.IntegerField(
+        required=False, help_text="idempotency_key_reused: the message the key already names."
+    ),
+    **usage_error_fields(),
 )
 _NO_CONTENT = OpenApiResponse(description="Deleted.")
 
@@ -127,6 +134,7 @@ def _create_message(request, *, session_id, data: dict) -> Response:
         stream_id=data.get("stream_id"),
         parent_id=data.get("parent_id", services.APPEND),
         author_id=data.get("author_id"),
+        key_id=data.get("key_id"),
     )
     return Response(
         message_data(message), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
@@ -266,7 +274,7 @@ class ChatSessionViewSet(viewsets.GenericViewSet):
         summary="Add a message to the session",
         request=MessageCreateBodySerializer,
         parameters=[IDEMPOTENCY_KEY],
-        responses={201: MessageSerializer, 200: _REPLAYED, 409: _KEY_REUSED},
+        responses={201: MessageSerializer, 200: _REPLAYED, 409: _CREATE_CONFLICT},
     )
     @messages.mapping.post
     def create_message(self, request, session_id):
@@ -447,7 +455,7 @@ class ChatMessageViewSet(viewsets.GenericViewSet):
             201: MessageSerializer,
             200: _REPLAYED,
             404: error_response("No such session, or it belongs to someone else."),
-            409: _KEY_REUSED,
+            409: _CREATE_CONFLICT,
         },
     )
     def create(self, request):

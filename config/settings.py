@@ -5,6 +5,8 @@ file in the project folder is loaded when present; real environment variables
 win). ``.env.example`` documents every variable.
 """
 
+import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +47,12 @@ INSTALLED_APPS = [
     "core",
     "realtime",
     "users",
+    "usage",
+    "notifications",
     "chat_history",
     "documents",
     "sharing",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
@@ -293,8 +298,15 @@ REST_FRAMEWORK = {
         "service_members": env.get_str("THROTTLE_SERVICE_MEMBERS", "6000/hour"),
         "service_messages": env.get_str("THROTTLE_SERVICE_MESSAGES", "6000/min"),
         "service_stream": env.get_str("THROTTLE_SERVICE_STREAM", "60000/min"),
+        # Usage records (POST /api/usage/), per service token.
+        "service_usage": env.get_str("THROTTLE_SERVICE_USAGE", "6000/min"),
         # Public reads of shared conversations, per client address (sharing.throttles).
         "shared": env.get_str("THROTTLE_SHARED", "60/min"),
+        # Marking notifications read and deleting them, per user.
+        "notifications": env.get_str("THROTTLE_NOTIFICATIONS", "120/min"),
+        # New provider keys, and key checks (each one calls the provider), per user.
+        "provider_keys": env.get_str("THROTTLE_PROVIDER_KEYS", "30/hour"),
+        "key_verify": env.get_str("THROTTLE_KEY_VERIFY", "20/hour"),
     },
     # Number of trusted proxies in front of the app; 0 ignores X-Forwarded-For,
     # which a client could otherwise forge to dodge per-client throttles.
@@ -346,6 +358,9 @@ SPECTACULAR_SETTINGS = {
         "MessageRoleEnum": "chat_history.models.Role",
         "MemberRoleEnum": "chat_history.models.MemberRole",
         "NewMemberRoleEnum": [("editor", "Editor"), ("viewer", "Viewer")],
+        "HealthStatusEnum": ["ok", "unavailable"],
+        "ProviderKeyStatusEnum": "users.serializers.KEY_STATUS_CHOICES",
+        "ProviderKeyRevokeEnum": "users.serializers.KEY_REVOKE_CHOICES",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -426,6 +441,103 @@ CHAT_IMPORT_LEASE_SECONDS = env.get_int("CHAT_IMPORT_LEASE_SECONDS", 300, minimu
 CHAT_IMPORT_MAX_ATTEMPTS = env.get_int("CHAT_IMPORT_MAX_ATTEMPTS", 3, minimum=1)
 # False leaves background jobs to `manage.py process_imports` alone.
 CHAT_IMPORT_THREAD = env.get_bool("CHAT_IMPORT_THREAD", default=True)
+
+# --- Notifications ------------------------------------------------------------
+# Read notifications are kept this many days; then `manage.py prune_notifications`
+# (run it from cron) deletes them. Unread ones stay.
+NOTIFICATIONS_KEEP_DAYS = env.get_int("NOTIFICATIONS_KEEP_DAYS", 90, minimum=0)
+
+# --- Provider keys ------------------------------------------------------------
+# The endpoint of each provider whose keys name none (Azure and OpenAI-compatible
+# keys carry their own base URL); the AI service gets it with the key, and a
+# key check (POST /api/users/keys/<id>/verify/) calls it.
+PROVIDER_BASE_URLS = {
+    "openai": env.get_str("PROVIDER_OPENAI_BASE_URL", "https://api.openai.com/v1"),
+    "anthropic": env.get_str("PROVIDER_ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
+    "google": env.get_str("PROVIDER_GOOGLE_BASE_URL", "https://generativelanguage.googleapis.com"),
+}
+# Seconds a key check waits for each step (connect, answer) before "unreachable".
+PROVIDER_VERIFY_TIMEOUT = env.get_int("PROVIDER_VERIFY_TIMEOUT", 5, minimum=1)
+# Whether a user's base URL may be http:// or reach private, loopback or
+# link-local addresses (a self-hosted model on the LAN). Off: such URLs are
+# refused, and a key check never connects to them (server-side request forgery).
+PROVIDER_ALLOW_PRIVATE_URLS = env.get_bool("PROVIDER_ALLOW_PRIVATE_URLS", default=False)
+
+# --- Usage and budgets ---------------------------------------------------------
+# USD per million prompt and completion tokens, per model: what a recorded call
+# costs when the AI service sends no cost (usage.pricing). A model name matches
+# its own entry, else the longest entry it starts with followed by "-"
+# (gpt-4o-2024-08-06 is gpt-4o). These defaults are the providers' published
+# list prices for the standard tier as of 2025-08 (no batch, cache or long-context
+# rates); they go stale, so operators override them: USAGE_PRICES_FILE names a
+# JSON file {"<model>": {"prompt": "2.50", "completion": "10.00"}, ...} merged
+# over these (null removes an entry). A model in neither is recorded at cost 0
+# ("unpriced").
+_USAGE_PRICE_DEFAULTS: dict[str, tuple[str, str]] = {
+    # OpenAI
+    "gpt-5": ("1.25", "10.00"),
+    "gpt-5-mini": ("0.25", "2.00"),
+    "gpt-5-nano": ("0.05", "0.40"),
+    "gpt-4.1": ("2.00", "8.00"),
+    "gpt-4.1-mini": ("0.40", "1.60"),
+    "gpt-4.1-nano": ("0.10", "0.40"),
+    "gpt-4o": ("2.50", "10.00"),
+    "gpt-4o-mini": ("0.15", "0.60"),
+    "o3": ("2.00", "8.00"),
+    "o4-mini": ("1.10", "4.40"),
+    # Anthropic
+    "claude-opus-4-1": ("15.00", "75.00"),
+    "claude-opus-4": ("15.00", "75.00"),
+    "claude-sonnet-4-5": ("3.00", "15.00"),
+    "claude-sonnet-4": ("3.00", "15.00"),
+    "claude-3-7-sonnet": ("3.00", "15.00"),
+    "claude-3-5-haiku": ("0.80", "4.00"),
+    # Google
+    "gemini-2.5-pro": ("1.25", "10.00"),
+    "gemini-2.5-flash": ("0.30", "2.50"),
+    "gemini-2.5-flash-lite": ("0.10", "0.40"),
+    "gemini-2.0-flash": ("0.10", "0.40"),
+}
+
+
+def _usage_prices() -> dict[str, dict[str, Decimal]]:
+    prices = {
+        model: {"prompt": Decimal(prompt), "completion": Decimal(completion)}
+        for model, (prompt, completion) in _USAGE_PRICE_DEFAULTS.items()
+    }
+    path = env.get_str("USAGE_PRICES_FILE")
+    if not path:
+        return prices
+    try:
+        overrides = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        env.fail("USAGE_PRICES_FILE", f"could not be read as JSON ({exc}).")
+    if not isinstance(overrides, dict):
+        env.fail("USAGE_PRICES_FILE", "must hold a JSON object of models.")
+    for model, price in overrides.items():
+        if price is None:
+            prices.pop(model, None)
+            continue
+        try:
+            prices[model] = {part: Decimal(str(price[part])) for part in ("prompt", "completion")}
+        except (TypeError, KeyError, ArithmeticError):
+            prices[model] = {}
+        if len(prices[model]) != 2 or not all(
+            value.is_finite() and value >= 0 for value in prices[model].values()
+        ):
+            env.fail(
+                "USAGE_PRICES_FILE",
+                f'{model!r} must be {{"prompt": <USD>, "completion": <USD>}}, '
+                "non-negative numbers or decimal strings.",
+            )
+    return prices
+
+
+USAGE_PRICES = _usage_prices()
+# GET /api/usage/ and the key statistics: the range when none is asked, and the
+# longest one may ask for (days, both ends included).
+USAGE_DEFAULT_RANGE_DAYS = env.get_int("USAGE_DEFAULT_RANGE_DAYS", 30, minimum=1)
+USAGE_MAX_RANGE_DAYS = env.get_int("USAGE_MAX_RANGE_DAYS", 366, minimum=1)
 
 # --- Benchmarks ---------------------------------------------------------------
 # Adds /api/bench/ceiling/ (a plain Django JSON view, no auth) for `make bench`

@@ -12,11 +12,17 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    # Usage: api/usage/, and users/keys/<id>/stats/ and users/<id>/budget/ (before
+    # the users app's routes, so they are never taken for its own).
+    path("api/", include("usage.urls")),
+    # The dashboard sits under users/ (seed 001) but puts every app together.
+    path("api/users/", include("dashboard.urls")),
     path("api/users/", include("users.urls")),
     path("api/chat-history/", include("chat_history.urls")),
     # Seed 002's rooms: aliases of the sessions' paths.
     path("api/rooms/", include((room_urlpatterns, "rooms"))),
     path("api/documents/", include("documents.urls")),
+    path("api/notifications/", include("notifications.urls")),
     # Share links: under chat-history/sessions/<id>/share-links/ (after the chat
     # history's own routes, so it never shadows them) and the public shared/<token>/.
     path("api/", include("sharing.urls")),

@@ -55,7 +55,7 @@ class DocumentMetadataAdmin(ServiceErrorsAdmin):
     def mark_failed(self, request, queryset):
         def fail(*, document_id):
             return services.document_mark_failed(
-                document_id=document_id, error=f"Marked failed by {request.user}."
+                document_id=document_id, error="Marked failed by an operator."
             )
 
         self._apply(request, queryset, fail, "Marked failed")

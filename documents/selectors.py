@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 
 from core.batches import iter_by_pk
 from documents.errors import DocumentNotFoundError
-from documents.models import DocumentDeletion, DocumentMetadata
+from documents.models import DocumentDeletion, DocumentMetadata, DocumentStatus
 from users.models import User
 from users.principals import Principal
 
@@ -69,3 +69,17 @@ def document_deletion_list(*, since: datetime | None = None) -> QuerySet[Documen
     if since is not None:
         deletions = deletions.filter(deleted_at__gt=since)
     return deletions.order_by("deleted_at", "id")
+
+
+def document_status_counts(*, user: User) -> dict[str, int]:
+    """How many of the user's documents are in each status (every status listed):
+    one grouped count over the user's rows."""
+    counts = dict.fromkeys(DocumentStatus.values, 0)
+    rows = (
+        DocumentMetadata.objects.filter(user=user)
+        .values_list("status")
+        .annotate(count=Count("id"))
+        .order_by()
+    )
+    counts.update(dict(rows))
+    return counts

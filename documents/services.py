@@ -16,6 +16,9 @@ failed             pending (tries reset)       ``document_reprocess`` (owner)
 failed/processing  pending (tries reset)       ``document_requeue`` (operator)
 pending/processing failed                      ``document_mark_failed`` (operator)
 =================  ==========================  ===============================
+
+A document that becomes processed or failed also notifies its owner
+(``notifications.services.notification_create``), in the same transaction.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ from documents.errors import (
 )
 from documents.inspection import CHUNK_SIZE, EXTENSION_OF_TYPE, clean_filename, inspect_upload
 from documents.models import DocumentDeletion, DocumentMetadata, DocumentStatus
+from notifications.models import NotificationKind
+from notifications.services import notification_create
 from users.models import User
 
 logger = logging.getLogger(__name__)
@@ -318,8 +323,9 @@ def document_requeue_expired(*, limit: int = 500) -> RequeueResult:
             _set_status(
                 document,
                 Status.FAILED,
+                # Shown to the owner: the worker's name stays in the log line below.
                 error=f"Processing did not finish within the lease in {document.attempts} "
-                f"attempt(s); the last worker was {worker}.",
+                "attempt(s).",
             )
         else:
             _set_status(document, Status.PENDING)
@@ -392,7 +398,8 @@ def _require_status(document: DocumentMetadata, allowed: set[str], action: str) 
 
 
 def _set_status(document: DocumentMetadata, status: str, *, error: str = "") -> None:
-    """Leave processing (or any state) for ``status``, releasing the lease; save, publish."""
+    """Leave processing (or any state) for ``status``, releasing the lease; save,
+    publish, and notify the owner of a finished (processed or failed) document."""
     document.status = status
     document.processed = status == Status.PROCESSED
     document.processed_at = timezone.now() if status == Status.PROCESSED else None
@@ -402,6 +409,27 @@ def _set_status(document: DocumentMetadata, status: str, *, error: str = "") -> 
     document.lease_expires_at = None
     document.save(update_fields=_STATE_FIELDS)
     events.document_status(document)
+    if status in (Status.PROCESSED, Status.FAILED):
+        _notify_owner(document)
+
+
+def _notify_owner(document: DocumentMetadata) -> None:
+    """The owner's notification of a finished document; a failure's body is its
+    ``processing_error``, which the owner already sees (the REST detail,
+    ``document.status``): the worker's report, the lease-expiry text above, or
+    the operator's reason."""
+    if document.status == Status.PROCESSED:
+        kind, title = NotificationKind.DOCUMENT_PROCESSED, f"{document.filename} is ready"
+    else:
+        kind = NotificationKind.DOCUMENT_FAILED
+        title = f"{document.filename} could not be processed"
+    notification_create(
+        user_id=document.user_id,
+        kind=kind,
+        title=title,
+        body=document.processing_error,
+        data={"document_id": document.pk},
+    )
 
 
 def _lease_end():

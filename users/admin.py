@@ -5,12 +5,21 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
 from core.admin import ServiceErrorsAdmin
-from users import services
-from users.models import ApiKeyAccessLog, Profile, RefreshTokenRecord, Scope, ServiceToken, User
+from users import selectors, services
+from users.models import (
+    ApiKeyAccessLog,
+    Profile,
+    ProviderKey,
+    RefreshTokenRecord,
+    Scope,
+    ServiceToken,
+    User,
+)
 
 # simplejwt's blacklist admin shows each token's text; our refresh token records
 # (below) keep no text at all. The app stays installed for its migration only.
@@ -22,8 +31,7 @@ for _blacklist_model in (OutstandingToken, BlacklistedToken):
 class ProfileInline(admin.StackedInline):
     model = Profile
     can_delete = False
-    fields = ("preferred_language", "api_key_hint", "api_key_updated_at")
-    readonly_fields = ("api_key_hint", "api_key_updated_at")
+    fields = ("preferred_language", "monthly_token_limit", "monthly_cost_limit")
 
 
 @admin.register(User)
@@ -36,6 +44,38 @@ class UserAdmin(ServiceErrorsAdmin, DjangoUserAdmin):
     add_fieldsets = (
         (None, {"classes": ("wide",), "fields": ("email", "username", "password1", "password2")}),
     )
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:
+            return fieldsets
+        return (*fieldsets, ("Provider keys", {"fields": ("provider_keys",)}))
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*super().get_readonly_fields(request, obj), "provider_keys")
+
+    @admin.display(description="keys")
+    def provider_keys(self, user: User):
+        """The user's keys by hint, each linking to its page (read-only there)."""
+        keys = selectors.provider_key_list(user=user)
+        return (
+            format_html_join(
+                mark_safe("<br>"),
+                '<a href="{}">{}: {} ({}){}, {}</a>',
+                (
+                    (
+                        reverse("admin:users_providerkey_change", args=[key.pk]),
+                        key.get_provider_display(),
+                        key.label,
+                        key.hint,
+                        ", default" if key.is_default else "",
+                        key.effective_status,
+                    )
+                    for key in keys
+                ),
+            )
+            or "-"
+        )
 
     def get_inlines(self, request, obj):
         # The profile is created with the user; the add form has none yet.
@@ -59,21 +99,20 @@ class UserAdmin(ServiceErrorsAdmin, DjangoUserAdmin):
 
 @admin.register(Profile)
 class ProfileAdmin(admin.ModelAdmin):
-    """Shows whether a key is stored, never the key or its ciphertext."""
+    """Language and the user's monthly budget (an operator's to set)."""
 
-    list_display = ("user", "preferred_language", "has_api_key", "api_key_updated_at")
+    list_display = ("user", "preferred_language", "monthly_token_limit", "monthly_cost_limit")
     list_filter = ("preferred_language",)
     search_fields = ("user__email", "user__username")
     list_select_related = ("user",)
-    fields = ("user", "preferred_language", "api_key_hint", "api_key_updated_at", "created_at")
-    readonly_fields = ("user", "api_key_hint", "api_key_updated_at", "created_at")
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).defer("encrypted_api_key")
-
-    @admin.display(boolean=True, description="API key")
-    def has_api_key(self, profile: Profile) -> bool:
-        return profile.has_api_key
+    fields = (
+        "user",
+        "preferred_language",
+        "monthly_token_limit",
+        "monthly_cost_limit",
+        "created_at",
+    )
+    readonly_fields = ("user", "created_at")
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -138,13 +177,93 @@ class ServiceTokenAdmin(ServiceErrorsAdmin):
         self.message_user(request, f"Revoked {queryset.count()} token(s).", messages.SUCCESS)
 
 
+@admin.register(ProviderKey)
+class ProviderKeyAdmin(ServiceErrorsAdmin):
+    """Users' provider keys, by hint: the secret is never read, shown or in a form.
+
+    Read-only; an operator may revoke (erases the secret) or delete keys, both
+    through ``users.services``, so the default-per-provider rule holds.
+    """
+
+    list_display = (
+        "user",
+        "provider",
+        "label",
+        "hint",
+        "is_default",
+        "effective_status",
+        "last_used_at",
+        "last_verification",
+    )
+    list_filter = ("provider", "status", "last_verification")
+    search_fields = ("user__email", "label")
+    list_select_related = ("user",)
+    ordering = ("user", "provider", "-is_default", "-created_at")
+    fields = (
+        "user",
+        "provider",
+        "label",
+        "base_url",
+        "hint",
+        "is_default",
+        "effective_status",
+        "expires_at",
+        "monthly_token_limit",
+        "monthly_cost_limit",
+        "last_used_at",
+        "last_verified_at",
+        "last_verification",
+        "last_verification_detail",
+        "created_at",
+        "updated_at",
+    )
+    readonly_fields = fields
+    actions = ["revoke"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("encrypted_key")
+
+    @admin.display(description="status", ordering="status")
+    def effective_status(self, key: ProviderKey) -> str:
+        return key.effective_status
+
+    @admin.action(
+        description="Revoke the selected keys (erases their secrets)", permissions=["revoke"]
+    )
+    def revoke(self, request, queryset):
+        keys = list(queryset.select_related("user"))
+        for key in keys:
+            services.provider_key_update(user=key.user, key_id=key.pk, status="revoked")
+        self.message_user(request, f"Revoked {len(keys)} key(s).", messages.SUCCESS)
+
+    def delete_model(self, request, obj):
+        services.provider_key_delete(user=obj.user, key_id=obj.pk)
+
+    def delete_queryset(self, request, queryset):
+        for key in queryset.select_related("user"):
+            services.provider_key_delete(user=key.user, key_id=key.pk)
+
+    def has_revoke_permission(self, request) -> bool:
+        return super().has_change_permission(request)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(ApiKeyAccessLog)
 class ApiKeyAccessLogAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "service_token", "user")
+    list_display = ("created_at", "service_token", "user", "key")
     list_filter = ("service_token",)
     search_fields = ("user__email", "service_token__name")
-    list_select_related = ("user", "service_token")
+    list_select_related = ("user", "service_token", "key")
     date_hierarchy = "created_at"
+
+    def get_queryset(self, request):
+        # The key is shown by its hint; its secret is never read.
+        return super().get_queryset(request).defer("key__encrypted_key")
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -54,8 +54,9 @@ class UserJWTAuthentication(JWTAuthentication):
 
     The checks are simplejwt's own (user exists and is active, password not
     changed since the token was issued). Views that show the profile build it
-    with ``with_profile=True`` so the lookup joins the profile (never the
-    encrypted key column); every other view keeps the plain, cheaper query.
+    with ``with_profile=True`` so the lookup joins the profile and the hint of
+    the default OpenAI key (never a key's encrypted column); every other view
+    keeps the plain, cheaper query.
     """
 
     def __init__(self, *, with_profile: bool = False) -> None:

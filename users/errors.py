@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import status
 
-from config.errors import DomainError, NotFoundError
+from config.errors import ConflictError, DomainError, NotFoundError
 
 
 class InvalidCredentialsError(DomainError):
@@ -42,3 +42,12 @@ class TicketsUnavailableError(DomainError):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     code = "tickets_unavailable"
     default_detail = "WebSocket tickets are unavailable right now; connect with the subprotocol."
+
+
+class ProviderKeyNotFoundError(NotFoundError):
+    default_detail = "No such key."
+
+
+class ProviderKeyRevokedError(ConflictError):
+    code = "key_revoked"
+    default_detail = "This key is revoked: its secret is erased. Add a new key instead."

@@ -9,8 +9,8 @@ sizes in a data descriptor after its data, as streamed zips do.
 
 Members, in order: ``profile.json`` (this app), then what each feature app
 registered with ``users.hooks.on_user_export`` (``chats/...`` from
-``chat_history``, ``documents/...`` from ``documents``). The profile names the
-API key's hint only, never the key or its ciphertext.
+``chat_history``, ``documents/...`` from ``documents``). The profile lists the
+provider keys by their hints only, never a key or its ciphertext.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import zipfile
 from collections.abc import Iterator
+from datetime import datetime
 from typing import IO, Any, BinaryIO, cast
 
 from django.utils import timezone
@@ -25,7 +26,7 @@ from django.utils import timezone
 from core.streaming import streaming_content as streaming_content  # for the view
 from users import selectors
 from users.hooks import ArchiveContent, user_export_contributors
-from users.models import User
+from users.models import ProviderKey, User
 
 ARCHIVE_FORMAT_VERSION = 1
 CHUNK_SIZE = 64 * 1024
@@ -101,11 +102,13 @@ def _json_bytes(value: Any) -> bytes:
 
 
 def profile_archive_data(user: User, *, exported_at) -> dict[str, Any]:
-    """What ``profile.json`` holds: the account and its settings. Of the OpenAI
-    key only whether one is stored and its hint (its column is not even read);
-    nothing about service tokens."""
+    """What ``profile.json`` holds: the account, its settings and its provider
+    keys, each by its hint (their secret column is not even read); nothing
+    about service tokens. ``has_api_key``/``api_key_hint`` describe the default
+    OpenAI key, as seed 000's profile does."""
     user = selectors.user_get_with_profile(user_id=user.pk)
     profile = user.profile
+    hint = selectors.user_default_openai_key_hint(user=user)
     return {
         "format": "account-archive",
         "version": ARCHIVE_FORMAT_VERSION,
@@ -118,9 +121,32 @@ def profile_archive_data(user: User, *, exported_at) -> dict[str, Any]:
         "date_joined": user.date_joined.isoformat(),
         "last_login": user.last_login.isoformat() if user.last_login else None,
         "preferred_language": profile.preferred_language,
-        "has_api_key": profile.has_api_key,
-        "api_key_hint": profile.api_key_hint or None,
-        "api_key_updated_at": (
-            profile.api_key_updated_at.isoformat() if profile.api_key_updated_at else None
-        ),
+        "monthly_token_limit": profile.monthly_token_limit,
+        "monthly_cost_limit": profile.monthly_cost_limit,
+        "has_api_key": hint is not None,
+        "api_key_hint": hint,
+        "provider_keys": [_key_data(key) for key in selectors.provider_key_list(user=user)],
     }
+
+
+def _key_data(key: ProviderKey) -> dict[str, Any]:
+    return {
+        "id": key.pk,
+        "provider": key.provider,
+        "label": key.label,
+        "base_url": key.base_url,
+        "hint": key.hint,
+        "is_default": key.is_default,
+        "status": key.effective_status,
+        "expires_at": _iso(key.expires_at),
+        "created_at": _iso(key.created_at),
+        "last_used_at": _iso(key.last_used_at),
+        "last_verified_at": _iso(key.last_verified_at),
+        "last_verification": key.last_verification,
+        "monthly_token_limit": key.monthly_token_limit,
+        "monthly_cost_limit": key.monthly_cost_limit,
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None

@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from rest_framework import serializers
 
-from users.models import Language
+from users import selectors
+from users.models import KeyStatus, Language, Provider, Verification
 
 # --- Input --------------------------------------------------------------------
 
@@ -41,6 +42,89 @@ class ProfileUpdateInputSerializer(serializers.Serializer):
 class ApiKeyInputSerializer(serializers.Serializer):
     # The value itself is never echoed back, not even in an error message.
     api_key = serializers.CharField(write_only=True, max_length=256)
+
+
+# What a key's status reads as (``expired`` is derived), and the one status a
+# client may set. Named in SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].
+KEY_STATUS_CHOICES = [*KeyStatus.choices, ("expired", "Expired")]
+KEY_REVOKE_CHOICES = [(KeyStatus.REVOKED.value, KeyStatus.REVOKED.label)]
+
+
+def _token_limit() -> serializers.IntegerField:
+    return serializers.IntegerField(
+        min_value=0,
+        max_value=2**63 - 1,
+        allow_null=True,
+        required=False,
+        help_text="Tokens a month; null is no limit.",
+    )
+
+
+def _cost_limit() -> serializers.DecimalField:
+    return serializers.DecimalField(
+        max_digits=14,
+        decimal_places=6,
+        min_value=0,
+        allow_null=True,
+        required=False,
+        coerce_to_string=False,  # a JSON number in; keys show it as a string
+        help_text="USD a month (a number); null is no limit.",
+    )
+
+
+class ProviderKeyCreateInputSerializer(serializers.Serializer):
+    provider = serializers.ChoiceField(choices=Provider.choices)
+    # Never echoed back, not even in an error message; its shape is checked per provider.
+    api_key = serializers.CharField(write_only=True, max_length=512, trim_whitespace=False)
+    label = serializers.CharField(  # type: ignore[assignment]  # not Field.label
+        max_length=100, required=False, help_text="Defaults to the provider's name."
+    )
+    base_url = serializers.CharField(
+        max_length=500,
+        required=False,
+        allow_blank=True,
+        help_text="Required for azure_openai and openai_compatible (https); refused otherwise.",
+    )
+    is_default = serializers.BooleanField(
+        required=False,
+        allow_null=True,
+        help_text="Make it the provider's default. Omitted: only if the provider has none yet.",
+    )
+    expires_at = serializers.DateTimeField(required=False, allow_null=True)
+    monthly_token_limit = _token_limit()
+    monthly_cost_limit = _cost_limit()
+
+
+class ProviderKeyUpdateInputSerializer(serializers.Serializer):
+    label = serializers.CharField(max_length=100, required=False)  # type: ignore[assignment]  # not Field.label
+    is_default = serializers.BooleanField(
+        required=False, help_text="Only true; to move the default, make another key default."
+    )
+    expires_at = serializers.DateTimeField(
+        required=False, allow_null=True, help_text="null clears the expiry."
+    )
+    monthly_token_limit = _token_limit()
+    monthly_cost_limit = _cost_limit()
+    status = serializers.ChoiceField(
+        choices=KEY_REVOKE_CHOICES,
+        required=False,
+        help_text="Revoke: irreversible, the secret is erased.",
+    )
+
+
+class ProviderKeyListQuerySerializer(serializers.Serializer):
+    provider = serializers.ChoiceField(choices=Provider.choices, required=False)
+
+
+class ServiceApiKeyQuerySerializer(serializers.Serializer):
+    provider = serializers.ChoiceField(
+        choices=Provider.choices,
+        required=False,
+        help_text="Whose default key to return (default openai; with key_id, only if given).",
+    )
+    key_id = serializers.IntegerField(
+        required=False, min_value=1, help_text="That key instead of the provider's default."
+    )
 
 
 class AccountEraseInputSerializer(serializers.Serializer):
@@ -82,18 +166,26 @@ class LoginOutputSerializer(serializers.Serializer):
 
 
 class ProfileDetailsSerializer(serializers.Serializer):
-    preferred_language = serializers.CharField()
-    has_api_key = serializers.BooleanField()
+    """Of a user: the profile's settings and seed 000's one key, now the
+    default OpenAI key (its hint is joined into the user lookup)."""
+
+    preferred_language = serializers.CharField(source="profile.preferred_language")
+    has_api_key = serializers.SerializerMethodField(
+        help_text="Whether a default OpenAI key is stored."
+    )
     api_key_hint = serializers.SerializerMethodField(
-        help_text="Prefix and last four characters of the stored key; null without a key."
+        help_text="Prefix and last four characters of the default OpenAI key; null without one."
     )
 
-    def get_api_key_hint(self, profile) -> str | None:
-        return profile.api_key_hint or None
+    def get_has_api_key(self, user) -> bool:
+        return self.get_api_key_hint(user) is not None
+
+    def get_api_key_hint(self, user) -> str | None:
+        return selectors.user_default_openai_key_hint(user=user)
 
 
 class ProfileOutputSerializer(UserSummarySerializer):
-    profile = ProfileDetailsSerializer()
+    profile = ProfileDetailsSerializer(source="*")
 
 
 class StatusMessageSerializer(serializers.Serializer):
@@ -107,9 +199,42 @@ class PasswordChangeOutputSerializer(StatusMessageSerializer):
     )
 
 
+class ProviderKeyOutputSerializer(serializers.Serializer):
+    """A key as its owner sees it: the hint, never the key."""
+
+    id = serializers.IntegerField()
+    provider = serializers.ChoiceField(choices=Provider.choices)
+    label = serializers.CharField()  # type: ignore[assignment]  # not Field.label
+    base_url = serializers.CharField(help_text="Empty for providers whose endpoint is configured.")
+    hint = serializers.CharField(help_text="Prefix and last four characters.")
+    is_default = serializers.BooleanField()
+    status = serializers.ChoiceField(
+        source="effective_status",
+        choices=KEY_STATUS_CHOICES,
+        help_text="expired once past expires_at.",
+    )
+    expires_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    last_used_at = serializers.DateTimeField(allow_null=True)
+    last_verified_at = serializers.DateTimeField(allow_null=True)
+    last_verification = serializers.ChoiceField(
+        choices=[("", "Never verified"), *Verification.choices]
+    )
+    monthly_token_limit = serializers.IntegerField(allow_null=True)
+    monthly_cost_limit = serializers.DecimalField(
+        max_digits=14, decimal_places=6, allow_null=True, help_text="In USD."
+    )
+
+
 class ServiceApiKeySerializer(serializers.Serializer):
     user_id = serializers.IntegerField()
-    api_key = serializers.CharField()
+    api_key = serializers.CharField(help_text="The decrypted key.")
+    key_id = serializers.IntegerField()
+    provider = serializers.ChoiceField(choices=Provider.choices)
+    label = serializers.CharField()  # type: ignore[assignment]  # not Field.label
+    base_url = serializers.CharField(
+        help_text="The key's own endpoint, or the provider's configured one."
+    )
 
 
 class WsTicketSerializer(serializers.Serializer):

@@ -1,12 +1,12 @@
-"""Writes of the users domain: accounts, tokens, API keys, service tokens."""
+"""Writes of the users domain: accounts, tokens, provider keys, service tokens."""
 
 from __future__ import annotations
 
 import logging
-import re
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -24,31 +24,33 @@ from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.tokens import RefreshToken, Token
 from rest_framework_simplejwt.utils import datetime_to_epoch, get_md5_hash_password
 
-from users import events, selectors
+from users import events, providers, selectors
 from users.errors import (
     ApiKeyNotSetError,
     InvalidCredentialsError,
     InvalidRefreshTokenError,
     PasswordIncorrectError,
+    ProviderKeyNotFoundError,
+    ProviderKeyRevokedError,
     TicketsUnavailableError,
     UserNotFoundError,
 )
 from users.hooks import user_deletion_steps
 from users.models import (
     ApiKeyAccessLog,
-    Profile,
+    KeyStatus,
+    Provider,
+    ProviderKey,
     RefreshTokenRecord,
     Scope,
     ServiceToken,
     User,
+    Verification,
 )
 from users.principals import ServicePrincipal
 
 logger = logging.getLogger(__name__)
 
-# sk-..., sk-proj-..., sk-svcacct-..., sk-admin-...: the shapes OpenAI issues.
-OPENAI_KEY_PATTERN = re.compile(r"^sk-(?:(?:proj|svcacct|admin)-)?[A-Za-z0-9_-]{20,200}$")
-_KEY_PREFIX = re.compile(r"^sk-(?:(?:proj|svcacct|admin)-)?")
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
@@ -347,65 +349,325 @@ def _token_pair(record: RefreshTokenRecord, user: User) -> dict[str, str]:
     return {"access": str(refresh.access_token), "refresh": str(refresh)}
 
 
-# --- OpenAI API key ---------------------------------------------------------
+# --- Provider keys ------------------------------------------------------------
+#
+# A user's keys, like cards in a wallet: at most one default per provider
+# (the key the AI service gets). Every change that touches ``is_default``
+# first locks the user's row (``_user_lock``), so concurrent changes of one
+# user's defaults run one after the other; the partial unique index
+# ``provider_keys_one_default_per_provider`` is the backstop.
+
+_UPDATABLE = frozenset(
+    {"label", "is_default", "expires_at", "monthly_token_limit", "monthly_cost_limit", "status"}
+)
 
 
 def api_key_hint(api_key: str) -> str:
-    prefix = _KEY_PREFIX.match(api_key)
-    return f"{prefix.group(0) if prefix else ''}...{api_key[-4:]}"
+    """The hint of an OpenAI key (seed 000's ``api_key_hint``)."""
+    return providers.key_hint(Provider.OPENAI, api_key)
 
 
-def api_key_set(*, user: User, api_key: str) -> Profile:
-    """Store the key encrypted; only its hint stays readable."""
-    if not OPENAI_KEY_PATTERN.match(api_key):
-        raise ValidationError({"api_key": "This does not look like an OpenAI API key (sk-...)."})
-    updated = Profile.objects.filter(user=user).update(
-        encrypted_api_key=api_key,
-        api_key_hint=api_key_hint(api_key),
-        api_key_updated_at=timezone.now(),
-        updated_at=timezone.now(),
+def _user_lock(user_id: int) -> None:
+    """Lock the user's row until the transaction ends; 404 if the user is gone."""
+    locked = User.objects.select_for_update().filter(pk=user_id).values_list("pk", flat=True)
+    if not list(locked):
+        raise UserNotFoundError()
+
+
+def _forget_key_hint(user: User) -> None:
+    # The caller's user may carry the default OpenAI key's hint (joined by
+    # UserJWTAuthentication); after a change it would be stale, so the next read queries.
+    user.__dict__.pop(selectors.DEFAULT_OPENAI_KEY_HINT, None)
+
+
+def _key_locked(*, user: User, key_id: int) -> ProviderKey:
+    key = (
+        ProviderKey.objects.select_for_update()
+        .defer("encrypted_key")
+        .filter(user=user, pk=key_id)
+        .first()
     )
-    if not updated:
-        raise UserNotFoundError("Profile not found.")
-    _forget_cached_profile(user)
-    return Profile.objects.defer("encrypted_api_key").get(user=user)
+    if key is None:
+        raise ProviderKeyNotFoundError()
+    return key
 
 
-def api_key_delete(*, user: User) -> None:
-    """Remove the stored key; ``ApiKeyNotSetError`` (404) if there was none."""
-    deleted = bool(
-        Profile.objects.filter(user=user)
-        .exclude(api_key_hint="")
-        .update(
-            encrypted_api_key="",
-            api_key_hint="",
-            api_key_updated_at=timezone.now(),
-            updated_at=timezone.now(),
-        )
+def _check_new_key(*, provider: str, api_key: str, base_url: str) -> None:
+    if provider not in Provider.values:
+        raise ValidationError({"provider": "Unknown provider."})
+    # The message names the expected shape, never the value.
+    if problem := providers.key_format_problem(provider, api_key):
+        raise ValidationError({"api_key": problem})
+    if problem := providers.base_url_problem(provider, base_url):
+        raise ValidationError({"base_url": problem})
+
+
+def _check_expiry(expires_at: datetime | None) -> None:
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ValidationError({"expires_at": "The expiry must be in the future."})
+
+
+def _default_unset(*, user_id: int, provider: str) -> None:
+    ProviderKey.objects.filter(user_id=user_id, provider=provider, is_default=True).update(
+        is_default=False, updated_at=timezone.now()
     )
-    _forget_cached_profile(user)
-    if not deleted:
-        raise ApiKeyNotSetError()
 
 
-def _forget_cached_profile(user: User) -> None:
-    # The caller's user may carry its profile (UserJWTAuthentication loads it);
-    # after a write through a queryset it would be stale, so the next read reloads.
-    relation = User.profile.related
-    if relation.is_cached(user):
-        relation.delete_cached_value(user)
+def _default_promote(*, user_id: int, provider: str) -> ProviderKey | None:
+    """Make the newest active, unexpired key of the provider its default, if
+    there is one and no default. Call with the user's row locked."""
+    if ProviderKey.objects.filter(user_id=user_id, provider=provider, is_default=True).exists():
+        return None
+    successor = selectors.provider_key_promotion_candidate(user_id=user_id, provider=provider)
+    if successor is not None:
+        successor.is_default = True
+        successor.save(update_fields=["is_default", "updated_at"])
+    return successor
 
 
 @transaction.atomic
-def api_key_read_for_service(*, service_token: ServiceToken, user_id: int) -> str:
-    """The decrypted key, for a service token with ``keys:read``; the read is logged."""
-    profile = selectors.profile_get_for_key_read(user_id=user_id)
-    if profile is None:
-        raise UserNotFoundError()
-    if not profile.encrypted_api_key:
+def provider_key_create(
+    *,
+    user: User,
+    provider: str,
+    api_key: str,
+    label: str | None = None,
+    base_url: str = "",
+    is_default: bool | None = None,
+    expires_at: datetime | None = None,
+    monthly_token_limit: int | None = None,
+    monthly_cost_limit: Decimal | None = None,
+) -> ProviderKey:
+    """Store a new key, encrypted; only its hint stays readable.
+
+    ``is_default``: True makes it the provider's default (the previous one
+    stops being it), False never, None only if the provider has no default
+    yet (so a user's first key of a provider is its default). Locks the user's
+    row. A malformed key is a field error on ``api_key`` that never echoes it.
+    """
+    base_url = base_url.strip().rstrip("/")
+    _check_new_key(provider=provider, api_key=api_key, base_url=base_url)
+    _check_expiry(expires_at)
+    _user_lock(user.pk)
+    _forget_key_hint(user)
+    has_default = ProviderKey.objects.filter(user=user, provider=provider, is_default=True).exists()
+    if is_default and has_default:
+        _default_unset(user_id=user.pk, provider=provider)
+    return ProviderKey.objects.create(
+        user=user,
+        provider=provider,
+        label=(label or "").strip() or Provider(provider).label,
+        base_url=base_url,
+        encrypted_key=api_key,
+        hint=providers.key_hint(provider, api_key),
+        is_default=bool(is_default) or (is_default is None and not has_default),
+        expires_at=expires_at,
+        monthly_token_limit=monthly_token_limit,
+        monthly_cost_limit=monthly_cost_limit,
+    )
+
+
+@transaction.atomic
+def provider_key_update(*, user: User, key_id: int, **changes: Any) -> ProviderKey:
+    """Change a key's label, expiry (None clears it), limits, make it the
+    default (``is_default=True``: the previous default stops being it), or
+    revoke it (``status="revoked"``: irreversible, the secret is erased, the
+    default passes to the newest active key of the provider). The secret never
+    changes: a new secret is a new key. Locks the user's row when the default
+    may move. 404 for a key that is not the user's.
+    """
+    _check_changes(changes)
+    revoke = changes.pop("status", None) == KeyStatus.REVOKED
+    make_default = changes.pop("is_default", False)
+    if revoke or make_default:
+        _user_lock(user.pk)
+        _forget_key_hint(user)
+    key = _key_locked(user=user, key_id=key_id)
+    for field, value in changes.items():
+        setattr(key, field, value.strip() if field == "label" else value)
+    fields = [*changes, "updated_at"]
+    if make_default and not key.is_default:
+        if revoke or key.status == KeyStatus.REVOKED:
+            raise ProviderKeyRevokedError()
+        _default_unset(user_id=user.pk, provider=key.provider)
+        key.is_default = True
+        fields.append("is_default")
+    was_default = key.is_default
+    if revoke and key.status != KeyStatus.REVOKED:
+        key.status, key.encrypted_key, key.is_default = KeyStatus.REVOKED, "", False
+        fields += ["status", "encrypted_key", "is_default"]
+    key.save(update_fields=fields)
+    if was_default and not key.is_default:
+        _default_promote(user_id=user.pk, provider=key.provider)
+    return key
+
+
+def _check_changes(changes: dict[str, Any]) -> None:
+    errors: dict[str, str] = dict.fromkeys(
+        sorted(changes.keys() - _UPDATABLE),
+        "This cannot be changed; a new secret or provider is a new key.",
+    )
+    if "is_default" in changes and changes["is_default"] is not True:
+        errors["is_default"] = "Only true: to move the default, make another key the default."
+    if "status" in changes and changes["status"] != KeyStatus.REVOKED:
+        errors["status"] = 'Only "revoked" can be set (revocation is irreversible).'
+    if "label" in changes and not (changes["label"] or "").strip():
+        errors["label"] = "A label cannot be empty."
+    if errors:
+        raise ValidationError(errors)
+    _check_expiry(changes.get("expires_at"))
+
+
+@transaction.atomic
+def provider_key_delete(*, user: User, key_id: int) -> None:
+    """Delete a key; if it was the default, the newest active, unexpired key
+    of the provider becomes the default. Its reads stay in the access log
+    (their ``key`` becomes null). Locks the user's row."""
+    _user_lock(user.pk)
+    _forget_key_hint(user)
+    key = _key_locked(user=user, key_id=key_id)
+    key.delete()
+    if key.is_default:
+        _default_promote(user_id=user.pk, provider=key.provider)
+
+
+def provider_key_verify(*, user: User, key_id: int) -> ProviderKey:
+    """Call the provider's cheapest authenticated endpoint with the key and
+    record the outcome: valid (an invalid key becomes active again), invalid
+    (401/403: the key's status becomes invalid) or unreachable (status kept).
+
+    Not atomic on purpose: the network call (up to ``PROVIDER_VERIFY_TIMEOUT``
+    a step) holds no transaction or lock; the result is written afterwards
+    (``_provider_key_verification_record``). 409 for a revoked key.
+    """
+    key = selectors.provider_key_get_with_secret(user=user, key_id=key_id)
+    if key.status == KeyStatus.REVOKED:
+        raise ProviderKeyRevokedError()
+    result = providers.verify_key(
+        provider=key.provider, api_key=key.encrypted_key, base_url=key.base_url
+    )
+    logger.info(
+        "provider key %s (%s) verified: %s, %s",
+        key.pk,
+        key.provider,
+        result.verification,
+        result.detail,
+    )
+    return _provider_key_verification_record(user=user, key_id=key.pk, result=result)
+
+
+@transaction.atomic
+def _provider_key_verification_record(
+    *, user: User, key_id: int, result: providers.VerifyResult
+) -> ProviderKey:
+    key = _key_locked(user=user, key_id=key_id)
+    if key.status == KeyStatus.REVOKED:  # revoked while the provider answered
+        return key
+    key.last_verified_at = timezone.now()
+    key.last_verification = result.verification
+    key.last_verification_detail = result.detail[:200]
+    if result.verification == Verification.VALID and key.status == KeyStatus.INVALID:
+        key.status = KeyStatus.ACTIVE
+    elif result.verification == Verification.INVALID:
+        key.status = KeyStatus.INVALID
+    key.save(
+        update_fields=[
+            "last_verified_at",
+            "last_verification",
+            "last_verification_detail",
+            "status",
+            "updated_at",
+        ]
+    )
+    return key
+
+
+# Seed 000's one OpenAI key is the user's default OpenAI key.
+
+
+@transaction.atomic
+def api_key_set(*, user: User, api_key: str) -> ProviderKey:
+    """Seed 000's ``set-api-key``: replace the secret of the user's default
+    OpenAI key in place (same row; active again, verification and expiry
+    cleared), or create it (label "OpenAI", the default). Locks the user's row."""
+    _check_new_key(provider=Provider.OPENAI, api_key=api_key, base_url="")
+    _user_lock(user.pk)
+    _forget_key_hint(user)
+    key = (
+        ProviderKey.objects.select_for_update()
+        .defer("encrypted_key")
+        .filter(user=user, provider=Provider.OPENAI, is_default=True)
+        .first()
+    )
+    if key is None:
+        return provider_key_create(
+            user=user, provider=Provider.OPENAI, api_key=api_key, is_default=True
+        )
+    key.encrypted_key = api_key
+    key.hint = api_key_hint(api_key)
+    key.status = KeyStatus.ACTIVE
+    key.expires_at = key.last_verified_at = None
+    key.last_verification = key.last_verification_detail = ""
+    key.save(
+        update_fields=[
+            "encrypted_key",
+            "hint",
+            "status",
+            "expires_at",
+            "last_verified_at",
+            "last_verification",
+            "last_verification_detail",
+            "updated_at",
+        ]
+    )
+    return key
+
+
+@transaction.atomic
+def api_key_delete(*, user: User) -> None:
+    """Seed 000's ``DELETE profile/api-key/``: delete the default OpenAI key
+    (``provider_key_delete``); ``ApiKeyNotSetError`` (404) if there is none."""
+    _user_lock(user.pk)
+    key_id = (
+        ProviderKey.objects.filter(user=user, provider=Provider.OPENAI, is_default=True)
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if key_id is None:
         raise ApiKeyNotSetError()
-    ApiKeyAccessLog.objects.create(user_id=user_id, service_token=service_token)
-    return profile.encrypted_api_key
+    provider_key_delete(user=user, key_id=key_id)
+
+
+@transaction.atomic
+def api_key_read_for_service(
+    *,
+    service_token: ServiceToken,
+    user_id: int,
+    provider: str | None = Provider.OPENAI,
+    key_id: int | None = None,
+) -> ProviderKey:
+    """The key the AI service should use, decrypted (``encrypted_key`` holds
+    the plaintext): key ``key_id``, or the default of ``provider``, only if
+    active and unexpired. For a token with ``keys:read``; every read is
+    logged with the key, and the key's ``last_used_at`` is updated (at most
+    once per ``LAST_USED_RESOLUTION``). 404 ``not_found`` for an unknown user,
+    ``api_key_not_set`` when no usable key matches."""
+    key = selectors.provider_key_for_service(user_id=user_id, provider=provider, key_id=key_id)
+    if key is None:
+        if not selectors.user_exists(user_id=user_id):
+            raise UserNotFoundError()
+        raise ApiKeyNotSetError("This user has no usable key for that provider.")
+    ApiKeyAccessLog.objects.create(user_id=user_id, service_token=service_token, key=key)
+    now = timezone.now()
+    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+        ProviderKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        key.last_used_at = now
+    return key
+
+
+def provider_key_base_url(key: ProviderKey) -> str:
+    """Where the key is used: its own base URL, or the provider's configured one."""
+    return key.base_url or providers.configured_base_url(key.provider)
 
 
 # --- Service tokens -----------------------------------------------------------

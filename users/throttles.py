@@ -1,5 +1,5 @@
 """Login throttles: per client address, and per account (from each client, and in all);
-and the account archive and erasure, per user.
+the account archive and erasure, new provider keys and key checks, per user.
 
 They count in the shared cache and fail open when it is down
 (``core.throttles``); Argon2 still makes each password guess cost about 0.2 s
@@ -78,3 +78,15 @@ class AccountEraseThrottle(FailOpen, CurrentRate, UserRateThrottle):
     guess the password of an account whose access token was stolen."""
 
     scope = "account_erase"
+
+
+class ProviderKeyCreateThrottle(FailOpen, CurrentRate, UserRateThrottle):
+    """New provider keys per user: each is a format check away from a stored secret."""
+
+    scope = "provider_keys"
+
+
+class ProviderKeyVerifyThrottle(FailOpen, CurrentRate, UserRateThrottle):
+    """Key checks per user: each one calls the provider (up to PROVIDER_VERIFY_TIMEOUT)."""
+
+    scope = "key_verify"

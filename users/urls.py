@@ -6,6 +6,7 @@ from users.views import (
     AuthViewSet,
     PasswordViewSet,
     ProfileViewSet,
+    ProviderKeyViewSet,
     ServiceApiKeyViewSet,
     WsTicketViewSet,
 )
@@ -13,12 +14,13 @@ from users.views import (
 app_name = "users"
 
 # register/, login/, token/refresh/, logout/, password/change/, <user_id>/api-key/,
-# ws-ticket/
+# ws-ticket/, keys/, keys/<key_id>/, keys/<key_id>/verify/
 router = SimpleRouter(use_regex_path=False)
 router.register("", AuthViewSet, basename="auth")
 router.register("", WsTicketViewSet, basename="ws")
 router.register("password", PasswordViewSet, basename="password")
 router.register("", ServiceApiKeyViewSet, basename="service")
+router.register("keys", ProviderKeyViewSet, basename="keys")
 
 # profile/, profile/set-api-key/, profile/api-key/
 profile = SingletonRouter(use_regex_path=False)

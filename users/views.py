@@ -14,10 +14,10 @@ from rest_framework.throttling import BaseThrottle
 from core.permissions import EndUserOnly, ScopedServiceOnly
 from core.schema import VALIDATION_ERROR, error_response
 from core.throttles import ActionThrottles
-from core.validation import validated
-from users import exports, services
+from core.validation import validated, validated_query
+from users import exports, selectors, services
 from users.authentication import ServiceTokenAuthentication, UserJWTAuthentication
-from users.models import Scope
+from users.models import Provider, Scope
 from users.serializers import (
     AccountEraseInputSerializer,
     ApiKeyInputSerializer,
@@ -27,9 +27,14 @@ from users.serializers import (
     PasswordChangeOutputSerializer,
     ProfileOutputSerializer,
     ProfileUpdateInputSerializer,
+    ProviderKeyCreateInputSerializer,
+    ProviderKeyListQuerySerializer,
+    ProviderKeyOutputSerializer,
+    ProviderKeyUpdateInputSerializer,
     RefreshInputSerializer,
     RegisterInputSerializer,
     RegisterOutputSerializer,
+    ServiceApiKeyQuerySerializer,
     ServiceApiKeySerializer,
     StatusMessageSerializer,
     TokenPairSerializer,
@@ -41,6 +46,8 @@ from users.throttles import (
     LoginAccountThrottle,
     LoginAccountTotalThrottle,
     LoginClientThrottle,
+    ProviderKeyCreateThrottle,
+    ProviderKeyVerifyThrottle,
     RegisterThrottle,
 )
 
@@ -151,7 +158,8 @@ class ProfileViewSet(viewsets.ViewSet):
 
     @extend_schema(
         summary="Store your OpenAI API key",
-        description="Encrypted at rest; only a hint (prefix and last 4) is ever shown.",
+        description="Encrypted at rest; only a hint (prefix and last 4) is ever shown. Sets "
+        "the secret of your default OpenAI key (`/api/users/keys/`), or creates it.",
         request=ApiKeyInputSerializer,
         responses={200: StatusMessageSerializer},
     )
@@ -163,6 +171,8 @@ class ProfileViewSet(viewsets.ViewSet):
 
     @extend_schema(
         summary="Remove your OpenAI API key",
+        description="Deletes your default OpenAI key; your newest other active OpenAI key, "
+        "if any, becomes the default.",
         request=None,
         responses={
             204: OpenApiResponse(description="Key removed."),
@@ -287,9 +297,91 @@ class WsTicketViewSet(viewsets.ViewSet):
         return Response(WsTicketSerializer(ticket).data, status=status.HTTP_201_CREATED)
 
 
+_KEY_REVOKED = error_response("The key is revoked (code key_revoked).")
+
+
+@extend_schema(tags=["provider keys"])
+class ProviderKeyViewSet(ActionThrottles, viewsets.ViewSet):
+    """Your API keys for LLM providers, like cards in a wallet; never shown
+    again after they are stored, only their hint. Another user's key is a 404."""
+
+    permission_classes = [EndUserOnly]
+    lookup_url_kwarg = "key_id"
+    lookup_value_converter = "int"
+    action_throttles: ClassVar[dict[str, list[type[BaseThrottle]]]] = {
+        "create": [ProviderKeyCreateThrottle],
+        "verify": [ProviderKeyVerifyThrottle],
+    }
+
+    @extend_schema(
+        summary="List your provider keys",
+        description="By provider, each provider's default first, then newest first.",
+        parameters=[ProviderKeyListQuerySerializer],
+        responses=ProviderKeyOutputSerializer(many=True),
+    )
+    def list(self, request):
+        params = validated_query(ProviderKeyListQuerySerializer, request.query_params)
+        keys = selectors.provider_key_list(user=request.user, provider=params.get("provider"))
+        return Response(ProviderKeyOutputSerializer(keys, many=True).data)
+
+    @extend_schema(
+        summary="Add a provider key",
+        description="The key's shape is checked for its provider and it is stored encrypted; "
+        "the answer shows its hint only. Your first key of a provider becomes its default. "
+        "Throttled per user (`THROTTLE_PROVIDER_KEYS`).",
+        request=ProviderKeyCreateInputSerializer,
+        responses={201: ProviderKeyOutputSerializer},
+    )
+    def create(self, request):
+        data = validated(ProviderKeyCreateInputSerializer, request.data)
+        key = services.provider_key_create(user=request.user, **data)
+        return Response(ProviderKeyOutputSerializer(key).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(summary="Get one of your provider keys", responses=ProviderKeyOutputSerializer)
+    def retrieve(self, request, key_id: int):
+        key = selectors.provider_key_get(user=request.user, key_id=key_id)
+        return Response(ProviderKeyOutputSerializer(key).data)
+
+    @extend_schema(
+        summary="Rename, make default, set expiry or limits, or revoke a key",
+        description="The secret never changes (a new secret is a new key). `is_default: true` "
+        "moves the provider's default here. `status: revoked` erases the secret for good; "
+        "a revoked default passes to your newest active key of that provider.",
+        request=ProviderKeyUpdateInputSerializer,
+        responses={200: ProviderKeyOutputSerializer, 409: _KEY_REVOKED},
+    )
+    def partial_update(self, request, key_id: int):
+        data = validated(ProviderKeyUpdateInputSerializer, request.data)
+        key = services.provider_key_update(user=request.user, key_id=key_id, **data)
+        return Response(ProviderKeyOutputSerializer(key).data)
+
+    @extend_schema(
+        summary="Delete a provider key",
+        description="A deleted default passes to your newest active key of that provider.",
+        responses={204: OpenApiResponse(description="Deleted.")},
+    )
+    def destroy(self, request, key_id: int):
+        services.provider_key_delete(user=request.user, key_id=key_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        summary="Check a key with its provider",
+        description="Calls the provider's cheapest authenticated endpoint (its model list) "
+        "and records the outcome in `last_verification`: `valid`, `invalid` (refused: the key's "
+        "status becomes `invalid` until a later check succeeds) or `unreachable`. Throttled "
+        "per user (`THROTTLE_KEY_VERIFY`).",
+        request=None,
+        responses={200: ProviderKeyOutputSerializer, 409: _KEY_REVOKED},
+    )
+    @action(detail=True, methods=["post"])
+    def verify(self, request, key_id: int):
+        key = services.provider_key_verify(user=request.user, key_id=key_id)
+        return Response(ProviderKeyOutputSerializer(key).data)
+
+
 @extend_schema(tags=["service"])
 class ServiceApiKeyViewSet(viewsets.ViewSet):
-    """A user's decrypted OpenAI key, for the AI service only (scope keys:read)."""
+    """A user's decrypted provider key, for the AI service only (scope keys:read)."""
 
     permission_classes = [ScopedServiceOnly]
     service_scopes = {"api_key": Scope.KEYS_READ}
@@ -297,11 +389,30 @@ class ServiceApiKeyViewSet(viewsets.ViewSet):
     lookup_value_converter = "int"
 
     @extend_schema(
-        summary="Read a user's decrypted OpenAI API key (service only)",
-        description="Every read is recorded (token, user, time) in the key access log.",
-        responses={200: ServiceApiKeySerializer, 404: error_response("No such user, or no key.")},
+        summary="Read a user's decrypted provider key (service only)",
+        description="The default key of `?provider=` (default `openai`), or the key "
+        "`?key_id=`, only if active and unexpired; with its id, provider, label and the base "
+        "URL to call. Every read is recorded (token, user, key, time) in the key access log.",
+        parameters=[ServiceApiKeyQuerySerializer],
+        responses={
+            200: ServiceApiKeySerializer,
+            404: error_response("No such user (not_found), or no usable key (api_key_not_set)."),
+        },
     )
     @action(detail=True, methods=["get"], url_path="api-key", url_name="api-key")
     def api_key(self, request, user_id: int):
-        api_key = services.api_key_read_for_service(service_token=request.auth, user_id=user_id)
-        return Response({"user_id": user_id, "api_key": api_key})
+        params = validated_query(ServiceApiKeyQuerySerializer, request.query_params)
+        key_id = params.get("key_id")
+        provider = params.get("provider", None if key_id else Provider.OPENAI)
+        key = services.api_key_read_for_service(
+            service_token=request.auth, user_id=user_id, provider=provider, key_id=key_id
+        )
+        body = {
+            "user_id": user_id,
+            "api_key": key.encrypted_key,
+            "key_id": key.pk,
+            "provider": key.provider,
+            "label": key.label,
+            "base_url": services.provider_key_base_url(key),
+        }
+        return Response(ServiceApiKeySerializer(body).data)

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from chat_history.models import MemberRole
@@ -17,24 +15,6 @@ def session(user):
 @pytest.fixture
 def other_session(other_user):
     return ChatSessionFactory(user=other_user, title="Someone else's chat")
-
-
-@pytest.fixture
-def published(monkeypatch):
-    """Every event published after commit, as ``(group, event)`` pairs.
-
-    Replaces the channel-layer send itself (``realtime.publish._send_many``),
-    so what is recorded is exactly the encoded frames that would go to the
-    sockets, and only once the transaction has committed.
-    """
-    sent: list[tuple[str, dict]] = []
-
-    def record(batch):
-        sent.extend((group, json.loads(message["text"])) for group, message in batch)
-        return True
-
-    monkeypatch.setattr("realtime.publish._send_many", record)
-    return sent
 
 
 # --- A shared session's members (the session above is the owner's) -----------------

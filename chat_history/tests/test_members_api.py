@@ -599,9 +599,10 @@ def test_posting_runs_fixed_queries_whatever_the_members(
 ):
     crowd = _crowd(session, members)
 
-    # session (with my membership), savepoint, lock (and my role), INSERT,
-    # UPDATE session, UPDATE every member's unread count, release
-    with django_assert_num_queries(7):
+    # session (with my membership), savepoint, lock (and my role), INSERT, the
+    # owner's monthly activity, UPDATE session, UPDATE every member's unread count,
+    # release
+    with django_assert_num_queries(8):
         _post(as_user(owner), session)
 
     unread = dict(

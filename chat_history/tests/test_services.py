@@ -296,11 +296,12 @@ def test_message_create_runs_fixed_queries_whatever_the_history(
     add_messages(session, history)
 
     # savepoint, lock the session row (reading the poster's role), INSERT,
-    # UPDATE session, UPDATE the members' unread counts, release
-    with django_assert_num_queries(6):
+    # the owner's activity this month (usage_activity_count's upsert), UPDATE
+    # session, UPDATE the members' unread counts, release
+    with django_assert_num_queries(7):
         _create(session, actor=user)
     # ... plus a savepoint around the keyed INSERT
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(9):
         _create(session, actor=user, content="keyed", client_message_id="k")
     # A replay: the lock, the failed INSERT, its rollback and release, the original's lookup.
     with django_assert_num_queries(8):

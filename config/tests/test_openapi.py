@@ -9,6 +9,8 @@ answered with a success body that matched its schema.
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
@@ -20,6 +22,7 @@ from users.tests.factories import UserFactory, service_token_create
 pytestmark = pytest.mark.django_db
 
 OPENAI_KEY = "sk-proj-" + "Tour" * 10
+ANTHROPIC_KEY = "sk-ant-api03-" + "Tour" * 10
 
 
 class Tour:
@@ -44,7 +47,7 @@ def _bearer(token: str) -> APIClient:
     return client
 
 
-def test_every_documented_operation_answers_with_its_documented_shape():
+def test_every_documented_operation_answers_with_its_documented_shape(settings):
     tour = Tour()
     anonymous = APIClient()
     tour.call(anonymous, "get", "/api/health/", 200)
@@ -81,6 +84,41 @@ def test_every_documented_operation_answers_with_its_documented_shape():
     key = tour.call(service, "get", f"/api/users/{profile['id']}/api-key/", 200).json()
     assert key["api_key"] == OPENAI_KEY
     tour.call(user, "delete", "/api/users/profile/api-key/", 204)
+    # Provider keys, one checked against a provider that does not answer (nothing listens).
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    settings.PROVIDER_BASE_URLS = {"anthropic": f"http://127.0.0.1:{closed_port}"}
+    keys = "/api/users/keys/"
+    card = tour.call(
+        user, "post", keys, 201, data={"provider": "anthropic", "api_key": ANTHROPIC_KEY}
+    ).json()
+    tour.call(user, "get", keys + "?provider=anthropic", 200)
+    tour.call(user, "get", f"{keys}{card['id']}/", 200)
+    tour.call(user, "patch", f"{keys}{card['id']}/", 200, data={"monthly_cost_limit": 5.25})
+    checked = tour.call(user, "post", f"{keys}{card['id']}/verify/", 200).json()
+    assert checked["last_verification"] == "unreachable"
+    read = f"/api/users/{profile['id']}/api-key/?provider=anthropic"
+    assert tour.call(service, "get", read, 200).json()["key_id"] == card["id"]
+    # Usage: the AI service asks for the budget and records a call; the user reads it.
+    budget = f"/api/users/{profile['id']}/budget/?key_id={card['id']}"
+    assert tour.call(service, "get", budget, 200).json()["allowed"] is True
+    call = {
+        "user_id": profile["id"],
+        "key_id": card["id"],
+        "provider": "anthropic",
+        "model": "claude-sonnet-4-20250514",
+        "prompt_tokens": 1200,
+        "completion_tokens": 300,
+        "idempotency_key": "tour-call-1",
+    }
+    tour.call(service, "post", "/api/usage/", 201, data=call)
+    tour.call(user, "get", "/api/usage/", 200)
+    stats = tour.call(user, "get", f"{keys}{card['id']}/stats/", 200).json()
+    assert stats["totals"]["total_tokens"] == 1500
+    dashboard = tour.call(user, "get", "/api/users/dashboard/", 200).json()
+    assert dashboard["this_month"]["calls"] == 1
+    tour.call(user, "delete", f"{keys}{card['id']}/", 204)
     tour.call(user, "post", "/api/users/ws-ticket/", 201)
 
     # A conversation.
@@ -182,6 +220,15 @@ def test_every_documented_operation_answers_with_its_documented_shape():
     tour.call(user, "get", doc + "file/", 200)
     tour.call(user, "delete", doc, 204)
     tour.call(service, "get", "/api/documents/deletions/", 200)
+
+    # The failed report above notified the user.
+    notes = "/api/notifications/"
+    listed = tour.call(user, "get", notes + "?unread=true", 200).json()["results"]
+    note = next(item for item in listed if item["kind"] == "document.failed")
+    assert tour.call(user, "get", notes + "unread-count/", 200).json()["unread_count"] >= 1
+    tour.call(user, "post", f"{notes}{note['id']}/read/", 200)
+    tour.call(user, "post", notes + "read-all/", 200)
+    tour.call(user, "delete", f"{notes}{note['id']}/", 204)
 
     # Leaving.
     tour.call(

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from chat_history.tests.factories import ChatSessionFactory, add_messages
@@ -20,16 +18,3 @@ def other_session(other_user):
     session = ChatSessionFactory(user=other_user, title="Someone else's chat")
     add_messages(session, 2, content="secret of B {n}")
     return session
-
-
-@pytest.fixture
-def published(monkeypatch):
-    """Every event published after commit, as ``(group, event)`` pairs."""
-    sent: list[tuple[str, dict]] = []
-
-    def record(group, message):
-        sent.append((group, json.loads(message["text"])))
-        return True
-
-    monkeypatch.setattr("realtime.publish._send", record)
-    return sent

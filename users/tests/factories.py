@@ -6,7 +6,7 @@ import factory
 from django.contrib.auth.hashers import make_password
 from factory.django import DjangoModelFactory
 
-from users.models import Scope, ServiceToken, User
+from users.models import PROVIDERS_WITH_BASE_URL, Provider, ProviderKey, Scope, ServiceToken, User
 
 DEFAULT_PASSWORD = "correct-horse-battery-staple"
 
@@ -40,3 +40,38 @@ def service_token_create(*, name: str = "", scopes: list[str] | None = None):
 
     name = name or f"svc-{ServiceToken.objects.count() + 1}"
     return services.service_token_create(name=name, scopes=scopes or list(Scope.values))
+
+
+# A key of each provider's shape; ``n`` makes each one distinct.
+def sample_key(provider: str, n: int = 0) -> str:
+    tail = f"{n:08d}"
+    return {
+        Provider.OPENAI: "sk-proj-" + "Aa1Bb2Cc3" * 3 + tail,
+        Provider.ANTHROPIC: "sk-ant-api03-" + "Dd4Ee5Ff6" * 3 + tail,
+        Provider.GOOGLE: "AIza" + ("Gg7Hh8Ii9" * 4)[: 35 - len(tail)] + tail,
+        Provider.AZURE_OPENAI: "0123456789abcdef0123456789" + tail,
+        Provider.OPENAI_COMPATIBLE: "local-key:" + tail,
+    }[provider]
+
+
+def sample_base_url(provider: str) -> str:
+    return "https://llm.example.com/v1" if provider in PROVIDERS_WITH_BASE_URL else ""
+
+
+class ProviderKeyFactory(DjangoModelFactory):
+    """A provider key stored through ``services.provider_key_create`` (encrypted,
+    with its hint and the default rule); ``api_key`` is the plaintext."""
+
+    class Meta:
+        model = ProviderKey
+
+    user = factory.SubFactory(UserFactory)
+    provider = Provider.OPENAI
+    api_key = factory.LazyAttributeSequence(lambda o, n: sample_key(o.provider, n))
+    base_url = factory.LazyAttribute(lambda o: sample_base_url(o.provider))
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        from users import services
+
+        return services.provider_key_create(**kwargs)

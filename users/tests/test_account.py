@@ -42,7 +42,7 @@ def _archive(response) -> zipfile.ZipFile:
 
 def _stored_ciphertext(user) -> str:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT encrypted_api_key FROM profiles WHERE user_id = %s", [user.pk])
+        cursor.execute("SELECT encrypted_key FROM provider_keys WHERE user_id = %s", [user.pk])
         return cursor.fetchone()[0]
 
 
@@ -86,10 +86,11 @@ def test_export_streams_one_zip_with_everything_the_user_owns(auth_client, user,
         "documents/files/" + f"{document.pk}-a.pdf",
         "documents/index.json",
         "profile.json",
+        "usage/records.jsonl",
     ]
     profile = json.loads(archive.read("profile.json"))
     assert (profile["id"], profile["email"], profile["has_api_key"]) == (user.pk, user.email, True)
-    assert profile["api_key_hint"] == user.profile.api_key_hint
+    assert profile["api_key_hint"] == "sk-proj-...ZZZZ"
     chat = json.loads(archive.read(f"chats/{session.session_id}.json"))
     assert len(chat["messages"]) == 3
     index = json.loads(archive.read("documents/index.json"))["documents"]
@@ -115,7 +116,12 @@ def test_export_of_another_user_shows_nothing_of_mine(make_auth_client, user, ot
 
     archive = _archive(make_auth_client(other_user).get(EXPORT))
 
-    assert archive.namelist() == ["profile.json", "chats/index.json", "documents/index.json"]
+    assert archive.namelist() == [
+        "profile.json",
+        "usage/records.jsonl",
+        "chats/index.json",
+        "documents/index.json",
+    ]
     assert json.loads(archive.read("documents/index.json")) == {"documents": []}
     assert json.loads(archive.read("profile.json"))["id"] == other_user.pk
 

@@ -26,7 +26,7 @@ def test_profile_and_user_pages_never_show_the_key(staff_client, user):
         reverse("admin:users_user_changelist") + "?q=" + user.email,
     ]
     with connection.cursor() as cursor:
-        cursor.execute("SELECT encrypted_api_key FROM profiles WHERE user_id = %s", [user.pk])
+        cursor.execute("SELECT encrypted_key FROM provider_keys WHERE user_id = %s", [user.pk])
         stored = cursor.fetchone()[0]
     for page in pages:
         response = staff_client.get(page)
@@ -34,8 +34,8 @@ def test_profile_and_user_pages_never_show_the_key(staff_client, user):
         html = response.content.decode()
         assert OPENAI_KEY not in html
         assert stored not in html
-    # What the operator does see: that a key exists, and its hint.
-    assert "sk-proj-...Kk77" in staff_client.get(pages[1]).content.decode()
+    # What the operator does see: the user's keys, by their hints.
+    assert "sk-proj-...Kk77" in staff_client.get(pages[2]).content.decode()
 
 
 def test_admin_add_user_creates_the_profile(staff_client):

@@ -370,7 +370,7 @@ def test_profile_with_a_real_token_is_one_query(api_client, user, django_assert_
 
     assert response.status_code == 200
     assert response.json()["profile"]["preferred_language"] == "ko"
-    assert "encrypted_api_key" not in captured.captured_queries[0]["sql"]
+    assert "encrypted" not in captured.captured_queries[0]["sql"]
 
 
 def test_profile_patch_changes_language_and_username(auth_client, user):
@@ -498,9 +498,11 @@ def test_service_with_keys_read_gets_the_key_and_the_read_is_logged(make_service
     response = client.get(reverse("users:service-api-key", args=[user.pk]))
 
     assert response.status_code == 200
-    assert response.json() == {"user_id": user.pk, "api_key": OPENAI_KEY}
+    body = response.json()
+    assert (body["user_id"], body["api_key"], body["provider"]) == (user.pk, OPENAI_KEY, "openai")
     log = ApiKeyAccessLog.objects.get()
     assert log.user == user
+    assert log.key_id == body["key_id"]
     assert log.service_token.scopes == [Scope.KEYS_READ]
 
 

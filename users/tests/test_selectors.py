@@ -10,12 +10,13 @@ def test_user_with_profile_is_one_query_and_never_decrypts(user, django_assert_n
 
     with django_assert_num_queries(1) as captured:
         found = selectors.user_get_for_auth(user_id=user.pk, with_profile=True)
-        assert found.profile.has_api_key is True
-    assert "encrypted_api_key" not in captured.captured_queries[0]["sql"]
+        assert found.profile.preferred_language == "ko"
+        assert selectors.user_default_openai_key_hint(user=found) == "sk-...qqqq"
+    assert "encrypted_key" not in captured.captured_queries[0]["sql"]
 
 
-def test_profile_get_for_key_read_returns_none_for_unknown_user(db):
-    assert selectors.profile_get_for_key_read(user_id=123456) is None
+def test_provider_key_for_service_returns_none_for_unknown_user(db):
+    assert selectors.provider_key_for_service(user_id=123456, provider="openai") is None
 
 
 def test_user_get_active_ignores_inactive_and_unknown_users(user):
@@ -35,7 +36,7 @@ def test_user_get_for_auth_joins_the_profile_only_when_asked(
     sql = captured.captured_queries[0]["sql"]
     assert found == user
     assert ("profiles" in sql) is with_profile
-    assert "encrypted_api_key" not in sql
+    assert "encrypted" not in sql
 
 
 @pytest.mark.parametrize("user_id", [987654, "not-a-number", None])

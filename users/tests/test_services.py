@@ -17,18 +17,29 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from config.crypto import DecryptionError
 from users import selectors, services
 from users.errors import InvalidRefreshTokenError
-from users.models import Profile, RefreshTokenRecord, Scope, ServiceToken, User
+from users.models import Profile, ProviderKey, RefreshTokenRecord, Scope, ServiceToken, User
 from users.tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
 OPENAI_KEY = "sk-" + "Zz09" * 12
+ANTHROPIC_KEY = "sk-ant-api03-" + "Aa11" * 12
 
 
-def _stored_ciphertext(user) -> str:
+def _stored_ciphertext(user, provider: str = "openai") -> str:
+    """The stored ciphertext of the user's default key of ``provider``; "" without one."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT encrypted_api_key FROM profiles WHERE user_id = %s", [user.pk])
-        return cursor.fetchone()[0]
+        cursor.execute(
+            "SELECT encrypted_key FROM provider_keys"
+            " WHERE user_id = %s AND provider = %s AND is_default",
+            [user.pk, provider],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else ""
+
+
+def _default_openai_key(user) -> ProviderKey:
+    return ProviderKey.objects.get(user=user, provider="openai", is_default=True)
 
 
 def test_user_create_makes_profile_and_lowercases_email():
@@ -60,8 +71,8 @@ def test_api_key_is_encrypted_at_rest_and_decrypts_back(user):
     assert stored
     assert OPENAI_KEY not in stored
     assert Fernet(_primary_key()).decrypt(stored.encode()).decode() == OPENAI_KEY
-    assert Profile.objects.get(user=user).encrypted_api_key == OPENAI_KEY
-    assert Profile.objects.get(user=user).api_key_hint == "sk-...Zz09"
+    assert _default_openai_key(user).encrypted_key == OPENAI_KEY
+    assert _default_openai_key(user).hint == "sk-...Zz09"
 
 
 def _primary_key() -> str:
@@ -81,7 +92,7 @@ def test_a_value_no_key_can_decrypt_raises(user, settings):
     settings.ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
 
     with pytest.raises(DecryptionError):
-        Profile.objects.get(user=user).encrypted_api_key  # noqa: B018
+        _default_openai_key(user).encrypted_key  # noqa: B018
 
 
 def test_rotate_encryption_key_reencrypts_with_newest_key_and_is_idempotent(settings):
@@ -91,25 +102,36 @@ def test_rotate_encryption_key_reencrypts_with_newest_key_and_is_idempotent(sett
     users = UserFactory.create_batch(3)
     for user in users[:2]:
         services.api_key_set(user=user, api_key=OPENAI_KEY)
+    # Every provider's keys are covered; a revoked key has no secret left to rotate.
+    services.provider_key_create(user=users[0], provider="anthropic", api_key=ANTHROPIC_KEY)
+    revoked = services.provider_key_create(user=users[2], provider="openai", api_key=OPENAI_KEY)
+    services.provider_key_update(user=users[2], key_id=revoked.pk, status="revoked")
     before = {user.pk: _stored_ciphertext(user) for user in users}
+    anthropic_before = _stored_ciphertext(users[0], "anthropic")
 
     settings.ENCRYPTION_KEYS = [new_key, old_key]
     out = io.StringIO()
     call_command("rotate_encryption_key", stdout=out)
 
-    assert "users.Profile.encrypted_api_key: 2 of 2" in out.getvalue()
+    assert "users.ProviderKey.encrypted_key: 3 of 3" in out.getvalue()
     for user in users[:2]:
         stored = _stored_ciphertext(user)
         assert stored != before[user.pk]
         assert Fernet(new_key).decrypt(stored.encode()).decode() == OPENAI_KEY
-    assert _stored_ciphertext(users[2]) == ""
+    anthropic_after = _stored_ciphertext(users[0], "anthropic")
+    assert anthropic_after != anthropic_before
+    assert Fernet(new_key).decrypt(anthropic_after.encode()).decode() == ANTHROPIC_KEY
+    assert ProviderKey.objects.get(pk=revoked.pk).encrypted_key == ""
 
     again = io.StringIO()
     call_command("rotate_encryption_key", stdout=again)
-    assert "0 of 2" in again.getvalue()
+    assert "users.ProviderKey.encrypted_key: 0 of 3" in again.getvalue()
 
     settings.ENCRYPTION_KEYS = [new_key]  # the old key can now be dropped
-    assert Profile.objects.get(user=users[0]).encrypted_api_key == OPENAI_KEY
+    assert _default_openai_key(users[0]).encrypted_key == OPENAI_KEY
+    assert ProviderKey.objects.get(user=users[0], provider="anthropic").encrypted_key == (
+        ANTHROPIC_KEY
+    )
 
 
 # --- Refresh token families ---------------------------------------------------
