@@ -137,6 +137,14 @@ def targets(results: dict, kind: str) -> list[dict]:
     r = ratio("s4", "s1")
     add("4", "message create ÷ profile", r, "≥ 50%", r is not None and r >= 0.5)
     rows += membership_rows(results, kind, "4")
+    r = ratio("s10_year", "s10_day")
+    add(
+        "10",
+        "dashboard, a year of usage ÷ a day of usage",
+        r,
+        "≥ 90% (the same)",
+        r is not None and r >= 0.9,
+    )
     check = results.get("password_check")
     if check and rps("s5"):
         cores = 1  # the server is pinned to one core

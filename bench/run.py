@@ -368,6 +368,7 @@ def loads(seed: dict) -> dict[str, Load]:
     message = [json.dumps({"role": "user", "content": content})]
     tree = seed.get("tree")  # absent from a database seeded before issue 11 (--keep-db)
     shared = seed.get("shared")  # and this before issue 12
+    usage = seed.get("usage")  # and this before issue 13
     return {
         "ceiling": Load(
             "ceiling", "framework ceiling (plain Django JSON view)", ["/api/bench/ceiling/"]
@@ -421,6 +422,7 @@ def loads(seed: dict) -> dict[str, Load]:
             bodies=message,
         ),
         **(membership_loads(shared, history, create, message) if shared else {}),
+        **(dashboard_loads(usage) if usage else {}),
         "s5": Load(
             "s5",
             "5. login (Argon2)",
@@ -429,6 +431,25 @@ def loads(seed: dict) -> dict[str, Load]:
             bodies=login_bodies,
             concurrency=LOGIN_CONCURRENCY,
             duration=8.0,
+        ),
+    }
+
+
+def dashboard_loads(usage: dict) -> dict[str, Load]:
+    """The dashboard (issue 13) with a day and with a year of usage: it reads
+    maintained aggregates, so the two should cost the same."""
+    return {
+        "s10_day": Load(
+            "s10_day",
+            "10. dashboard, a day of usage",
+            ["/api/users/dashboard/"],
+            usage["day_token"],
+        ),
+        "s10_year": Load(
+            "s10_year",
+            f"10. dashboard, {usage['year_days']} days of usage",
+            ["/api/users/dashboard/"],
+            usage["year_token"],
         ),
     }
 

@@ -8,6 +8,11 @@ service that keeps them, ``chat_session_counters_refresh``. Every session has
 its owner's membership row, read up to its newest message (``_owner_row``), and
 every user message its author, the owner, as ``chat_message_create`` writes it.
 
+The dashboard (issue 13) is measured for two users whose histories differ
+only in length: a day of model calls and a year of them (``USAGE_YEAR_DAYS``),
+recorded through the ledger's service, ``usage_record``, with the clock set to
+each day in turn, so the aggregates are the ones the service maintains.
+
 The shared session (issue 12) has ``SHARED_MEMBERS`` members: its owner and
 editors added by the service that adds members, ``chat_member_add``. The first
 editor also owns a session of the same length alone (the owner-only side of
@@ -54,7 +59,9 @@ from chat_history.models import (  # noqa: E402
     MemberRole,
 )
 from chat_history.services import chat_member_add, chat_session_counters_refresh  # noqa: E402
+from usage.services import usage_record  # noqa: E402
 from users.models import Profile, User  # noqa: E402
+from users.services import provider_key_create  # noqa: E402
 
 PASSWORD = "bench password 9f3c"  # noqa: S105 - a throwaway account in a throwaway database
 MESSAGE_BYTES = 400
@@ -67,6 +74,9 @@ OTHER_USERS, OTHER_SESSIONS, OTHER_SESSION_MESSAGES = 2_000, 5, 10
 # The shared session: its owner and 99 editors (CHAT_SESSION_MAX_MEMBERS is 100).
 SHARED_MEMBERS = 100
 START = datetime(2026, 1, 1, tzinfo=UTC)
+USAGE_YEAR_DAYS = 365
+USAGE_MODELS = ("gpt-4o", "gpt-4o-mini")
+USAGE_CALLS_PER_DAY = 6  # per model, spread over two keys
 
 _WORDS = [
     "the",
@@ -259,6 +269,7 @@ class Seeder:
             "other": make("bench-other", OTHER_USERS),
             "shared_owner": make("bench-share-owner", 1),
             "members": make("bench-member", SHARED_MEMBERS - 1),
+            "usage": make("bench-usage", 2),
         }
         everyone = [user for group in groups.values() for user in group]
         User.objects.bulk_create(everyone, batch_size=1000)
@@ -382,6 +393,33 @@ def members_add(session_pk: int, owner: User, editors: list[User]) -> None:
         chat_member_add(actor=owner, session=session, user_id=user.pk, role=MemberRole.EDITOR)
 
 
+def usage_history(user: User, days: int) -> None:
+    """``days`` days of model calls ending today, on two OpenAI keys, each
+    recorded by ``usage_record`` at noon of its day (the clock patched)."""
+    from unittest import mock
+
+    keys = [
+        provider_key_create(user=user, provider="openai", api_key=f"sk-bench{n}-" + "x" * 40)
+        for n in range(2)
+    ]
+    today = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
+    call = 0
+    for offset in range(days - 1, -1, -1):
+        with mock.patch("django.utils.timezone.now", return_value=today - timedelta(days=offset)):
+            for model in USAGE_MODELS:
+                for n in range(USAGE_CALLS_PER_DAY):
+                    call += 1
+                    usage_record(
+                        user_id=user.pk,
+                        key_id=keys[n % 2].pk,
+                        provider="openai",
+                        model=model,
+                        prompt_tokens=1200,
+                        completion_tokens=300,
+                        idempotency_key=f"bench-{call}",
+                    )
+
+
 def _token(user: User) -> str:
     return str(AccessToken.for_user(user))
 
@@ -418,6 +456,9 @@ def main() -> None:
         seeder.copy()
         chat_session_counters_refresh(sessions=ChatSession.objects.all())
         members_add(shared[0], shared_owner, editors)
+        usage_day, usage_year = groups["usage"]
+        usage_history(usage_day, 1)
+        usage_history(usage_year, USAGE_YEAR_DAYS)
     with connection.cursor() as cursor:
         # Leave nothing for autovacuum to do during the measurements: statistics,
         # visibility map and hint bits now, dirty pages written out.
@@ -465,6 +506,12 @@ def main() -> None:
                     "solo_session_pk": solo[0],
                     # Every member's, the owner's first: one socket each (scenario 9).
                     "member_tokens": [_token(user) for user in [shared_owner, *editors]],
+                },
+                # The dashboard with a day and with a year of usage (issue 13).
+                "usage": {
+                    "day_token": _token(usage_day),
+                    "year_token": _token(usage_year),
+                    "year_days": USAGE_YEAR_DAYS,
                 },
             }
         )

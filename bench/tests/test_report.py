@@ -289,3 +289,12 @@ def test_a_delivery_summary_counts_what_was_lost_and_times_each_message_from_its
     assert result["response_ms"]["max"] == pytest.approx(50.0)
     assert [server["sockets"] for server in result["by_server"]] == [2, 1]
     assert result["by_server"][1]["max"] == pytest.approx(30.0)
+
+
+def test_the_dashboard_loads_read_as_the_day_user_and_the_year_user(bench):
+    usage = {"day_token": "day-token", "year_token": "year-token", "year_days": 365}
+    loads = bench("run").loads({**SEED, "usage": usage})
+
+    assert loads["s10_day"].paths == loads["s10_year"].paths == ["/api/users/dashboard/"]
+    assert (loads["s10_day"].token, loads["s10_year"].token) == ("day-token", "year-token")
+    assert "s10_day" not in bench("run").loads(SEED)  # seeded before issue 13

@@ -11,6 +11,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
@@ -232,3 +233,19 @@ def test_the_shared_session_has_every_member_and_costs_an_editor_the_queries_of_
     posted = 1 + _queries_module().REPEATS  # the warm-up and the counted ones
     assert unread.pop(editors[0].pk) == 0
     assert set(unread.values()) == {posted}
+
+
+def test_the_usage_history_is_recorded_day_by_day_through_the_ledger():
+    from usage.models import UsageDaily, UsageMonthly, UsageRecord
+
+    user = UserFactory()
+    seed = _seed_module()
+    seed.usage_history(user, 3)
+
+    calls = 3 * len(seed.USAGE_MODELS) * seed.USAGE_CALLS_PER_DAY
+    assert UsageRecord.objects.filter(user=user).count() == calls
+    days = set(UsageDaily.objects.filter(user=user).values_list("day", flat=True))
+    assert len(days) == 3
+    assert max(days) == timezone.now().date()
+    totals = UsageMonthly.objects.filter(user=user, key_id=0)
+    assert sum(row.calls for row in totals) == calls
