@@ -34,7 +34,7 @@ from django.db.models import Q
 
 from core.models import TimestampedModel
 from core.parsers import json_depth
-from usage.models import MODEL_NAME_MAX_LENGTH
+from usage.models import MAX_CALL_TOKENS, MODEL_NAME_MAX_LENGTH
 from users.models import Provider
 
 TITLE_MAX_LENGTH = 255
@@ -89,7 +89,6 @@ def validate_message_metadata(value: Any) -> None:
 
 
 _USAGE_COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
-_MAX_TOKENS = 2**63 - 1
 
 
 class MessageUsage(NamedTuple):
@@ -108,18 +107,21 @@ def message_usage(metadata: dict[str, Any]) -> MessageUsage | None:
 
     ``metadata.usage`` is free-form unless it holds token counts: then it is
     OpenAI's usage object, whose ``prompt_tokens`` and ``completion_tokens``
-    (both, or neither) and ``total_tokens`` (if sent) are non-negative
-    integers. Beside it, ``metadata.model`` (if sent) is a model name of at
-    most ``MODEL_NAME_MAX_LENGTH`` characters and ``metadata.provider`` (if
-    sent) a known provider. It is recordable with both counts and a model.
+    (both, or neither) are integers from 0 to ``MAX_CALL_TOKENS`` and
+    ``total_tokens`` (if sent) up to twice that. Beside it, ``metadata.model``
+    (if sent) is a model name of at most ``MODEL_NAME_MAX_LENGTH``
+    characters and ``metadata.provider`` (if sent) a known provider. It is
+    recordable with both counts and a model.
     """
     usage = metadata.get("usage")
     if not isinstance(usage, dict) or not any(name in usage for name in _USAGE_COUNTS):
         return None
     for name in _USAGE_COUNTS:
-        count = usage.get(name, 0)
-        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= _MAX_TOKENS:
-            raise ValidationError(f"usage.{name} must be a non-negative integer.", code="invalid")
+        count, most = usage.get(name, 0), MAX_CALL_TOKENS * (2 if name == "total_tokens" else 1)
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= most:
+            raise ValidationError(
+                f"usage.{name} must be an integer from 0 to {most}.", code="invalid"
+            )
     if ("prompt_tokens" in usage) != ("completion_tokens" in usage):
         raise ValidationError(
             "usage needs both prompt_tokens and completion_tokens.", code="invalid"

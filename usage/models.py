@@ -31,6 +31,9 @@ ALL_KEYS = 0  # ``key_id`` of the rows that are not about one key
 COST_DIGITS: dict[str, Any] = {"max_digits": 16, "decimal_places": 6}  # USD, to the micro-dollar
 IDEMPOTENCY_KEY_MAX_LENGTH = 128
 MODEL_NAME_MAX_LENGTH = 200
+# Tokens of one call, prompt or completion: far above any model's context, and
+# low enough that the ledger's sums (bigint) cannot overflow in any lifetime.
+MAX_CALL_TOKENS = 10**9
 
 
 class CostSource(models.TextChoices):

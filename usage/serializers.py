@@ -9,12 +9,16 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
-from usage.models import IDEMPOTENCY_KEY_MAX_LENGTH, MODEL_NAME_MAX_LENGTH, CostSource
+from usage.models import (
+    IDEMPOTENCY_KEY_MAX_LENGTH,
+    MAX_CALL_TOKENS,
+    MODEL_NAME_MAX_LENGTH,
+    CostSource,
+)
 from usage.selectors import usage_day
 from users.models import Provider
 
 MAX_ID = 2**63 - 1
-MAX_TOKENS = 2**63 - 1
 
 
 def _usd(help_text: str = "USD.", **kwargs) -> serializers.DecimalField:
@@ -41,8 +45,8 @@ class UsageRecordInputSerializer(serializers.Serializer):
     )
     provider = serializers.ChoiceField(choices=Provider.choices)
     model = serializers.CharField(max_length=MODEL_NAME_MAX_LENGTH)
-    prompt_tokens = serializers.IntegerField(min_value=0, max_value=MAX_TOKENS)
-    completion_tokens = serializers.IntegerField(min_value=0, max_value=MAX_TOKENS)
+    prompt_tokens = serializers.IntegerField(min_value=0, max_value=MAX_CALL_TOKENS)
+    completion_tokens = serializers.IntegerField(min_value=0, max_value=MAX_CALL_TOKENS)
     cost = serializers.DecimalField(
         required=False,
         allow_null=True,

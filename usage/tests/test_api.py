@@ -125,6 +125,9 @@ def test_a_reported_cost_is_kept_rounded(usage_client, user):
     [
         {"prompt_tokens": -1},
         {"completion_tokens": "10"},
+        # More than any call: the ledger's sums must never overflow (a 500 once).
+        {"prompt_tokens": 10**9 + 1},
+        {"completion_tokens": 2**63 - 1},
         {"provider": "mistral"},
         {"model": ""},
         {"model": "m" * 201},
@@ -138,6 +141,12 @@ def test_a_malformed_record_is_a_400(usage_client, user, change):
     response = usage_client.post(USAGE_URL, _body(user, **change), format="json")
     assert response.status_code == 400
     assert not UsageRecord.objects.exists()
+
+
+def test_the_largest_calls_add_up_without_overflow(usage_client, user):
+    for n in range(3):
+        body = _body(user, prompt_tokens=10**9, completion_tokens=10**9, idempotency_key=f"k{n}")
+        assert usage_client.post(USAGE_URL, body, format="json").status_code == 201
 
 
 def test_an_unknown_user_is_a_404_and_someone_elses_key_a_400(usage_client, user, other_user):
