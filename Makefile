@@ -12,12 +12,24 @@ PORT   ?= 8000
 # configured (README).
 UVICORN_FLAGS := --lifespan off --no-access-log --no-proxy-headers --log-config config/uvicorn-log.json
 
-.PHONY: run test lint format migrate bench clean
+.PHONY: run worker test lint format migrate bench clean
 
 run: $(VENV)/.runtime .env  ## Migrate and serve HTTP + WebSocket on http://$(HOST):$(PORT)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput -v0
 	$(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) $(UVICORN_FLAGS)
+
+# The background workers beside `make run`: one quoted entry each, a Python
+# script or `manage.py <command>` with its arguments. They start together; Ctrl-C
+# (or SIGTERM to make) stops them all gracefully. The outbox relay needs
+# BROKER_URL (.env).
+WORKERS := "manage.py relay_events"
+
+worker: $(VENV)/.runtime .env  ## Run the background workers (the outbox relay to RabbitMQ)
+	$(BIN)/python manage.py migrate --noinput
+	@pids=""; trap 'kill $$pids 2>/dev/null; wait' INT TERM; \
+	for worker in $(WORKERS); do $(BIN)/python $$worker & pids="$$pids $$!"; done; \
+	wait
 
 test: $(VENV)/.dev  ## Run the whole suite (SQLite by default; DATABASE_URL for PostgreSQL)
 	$(BIN)/pytest $(PYTEST_ARGS)

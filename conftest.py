@@ -24,13 +24,15 @@ from users.tests.factories import UserFactory, service_token_create
 
 
 def pytest_collection_modifyitems(config, items):
-    """``postgres`` tests run only on PostgreSQL, ``redis`` tests only with REDIS_URL."""
+    """``postgres`` tests run only on PostgreSQL, ``redis`` tests only with
+    REDIS_URL, ``rabbitmq`` tests only with BROKER_URL."""
     from django.conf import settings
     from django.db import connection
 
     skips = {
         "postgres": connection.vendor != "postgresql" and "needs PostgreSQL (DATABASE_URL)",
         "redis": not settings.REDIS_URL and "needs Redis (REDIS_URL)",
+        "rabbitmq": not settings.BROKER_URL and "needs RabbitMQ (BROKER_URL)",
     }
     for item in items:
         for marker, reason in skips.items():

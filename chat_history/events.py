@@ -19,6 +19,12 @@ Called only by ``chat_history.services``. Payloads reuse ``message_data`` and
   and ``member.updated`` also carry ``session``, the list item as that user
   sees it now. The removed user's sockets on the session close (4410).
   A member's own read marker moving is ``session.updated`` to their group.
+- the outbox (``outbox.services.outbox_emit``, in the change's transaction,
+  when ``OUTBOX_ENABLED``): ``message.created``, ``message.updated``,
+  ``message.restored``, ``message.deleted`` (aggregate: the session),
+  ``session.created`` and ``session.deleted``, each with the socket event's
+  JSON as its payload (the text already encoded for the socket, stored as
+  is), owned by the session's owner.
 - streaming, published at once and never stored: ``assistant.delta``
   ``{type, session_id, stream_id, delta, seq}`` and ``assistant.typing``
   ``{type, session_id, stream_id, typing}`` to the session's group.
@@ -31,6 +37,8 @@ from typing import Any, NamedTuple
 
 from chat_history.models import ChatMessage, ChatSession, ChatSessionMember
 from chat_history.serializers import member_data, message_data, session_data
+from outbox.models import AggregateType, EventType
+from outbox.services import outbox_emit
 from realtime.publish import (
     discard_coalesced_on_commit,
     publish,
@@ -54,38 +62,53 @@ def session_group(session_id: uuid.UUID | str) -> str:
     return f"chat_session.{uuid.UUID(str(session_id)).hex}"
 
 
-def _message_event(kind: str, message: ChatMessage) -> None:
-    session_id = str(message.session.session_id)
-    publish_on_commit(
-        session_group(session_id),
-        {"type": kind, "session_id": session_id, "message": message_data(message)},
+def _to_outbox(kind: str, session: ChatSession, payload: dict[str, Any] | str) -> None:
+    outbox_emit(
+        type=kind,
+        aggregate_type=AggregateType.SESSION,
+        aggregate_id=str(session.session_id),
+        user_id=session.user_id,
+        payload=payload,
     )
 
 
+def _message_event(kind: str, message: ChatMessage) -> None:
+    session = message.session
+    session_id = str(session.session_id)
+    sent = publish_on_commit(
+        session_group(session_id),
+        {"type": kind, "session_id": session_id, "message": message_data(message)},
+    )
+    _to_outbox(kind, session, sent["text"])
+
+
 def message_created(message: ChatMessage) -> None:
-    _message_event("message.created", message)
+    _message_event(EventType.MESSAGE_CREATED, message)
 
 
 def message_updated(message: ChatMessage) -> None:
-    _message_event("message.updated", message)
+    _message_event(EventType.MESSAGE_UPDATED, message)
 
 
 def message_restored(message: ChatMessage) -> None:
-    _message_event("message.restored", message)
+    _message_event(EventType.MESSAGE_RESTORED, message)
 
 
 def message_deleted(*, session: ChatSession, message_id: int) -> None:
     session_id = str(session.session_id)
-    publish_on_commit(
+    sent = publish_on_commit(
         session_group(session_id),
-        {"type": "message.deleted", "session_id": session_id, "message_id": message_id},
+        {"type": EventType.MESSAGE_DELETED, "session_id": session_id, "message_id": message_id},
     )
+    _to_outbox(EventType.MESSAGE_DELETED, session, sent["text"])
 
 
 def session_created(session: ChatSession) -> None:
-    publish_on_commit(
-        user_group(session.user_id), {"type": "session.created", "session": session_data(session)}
+    sent = publish_on_commit(
+        user_group(session.user_id),
+        {"type": EventType.SESSION_CREATED, "session": session_data(session)},
     )
+    _to_outbox(EventType.SESSION_CREATED, session, sent["text"])
 
 
 def _to_members(
@@ -145,12 +168,14 @@ def session_restored(session: ChatSession, members: list[MemberView]) -> None:
     publish_many_on_commit(_to_members("session.restored", session, members))
 
 
-def session_deleted(*, member_ids: list[int], session_id: str) -> None:
-    event = {"type": "session.deleted", "session_id": session_id}
+def session_deleted(*, session: ChatSession, member_ids: list[int]) -> None:
+    session_id = str(session.session_id)
+    event = {"type": EventType.SESSION_DELETED, "session_id": session_id}
     publish_many_on_commit(
         [(user_group(user_id), event) for user_id in member_ids]
         + [(session_group(session_id), event)]
     )
+    _to_outbox(EventType.SESSION_DELETED, session, event)
 
 
 def _member_event(

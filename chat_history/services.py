@@ -205,7 +205,7 @@ def chat_session_delete(*, actor: Principal, session: ChatSession, permanent: bo
     finds the session gone (``SessionNotFoundError``, 404). Raises
     ``SessionNotFoundError`` if another delete got there first.
     """
-    session_id, was_live = str(session.session_id), not session.deleted_at
+    was_live = not session.deleted_at
     _role_check(actor, _session_lock(session, actor=actor, live=not permanent).actor_role, "manage")
     member_ids = [member.user_id for member in _members_view(session)]
     if permanent:
@@ -214,7 +214,7 @@ def chat_session_delete(*, actor: Principal, session: ChatSession, permanent: bo
         session.deleted_at = timezone.now()
         session.save(update_fields=["deleted_at", "updated_at"])
     if was_live:
-        events.session_deleted(member_ids=member_ids, session_id=session_id)
+        events.session_deleted(session=session, member_ids=member_ids)
 
 
 @transaction.atomic
@@ -371,8 +371,9 @@ def chat_message_create(
     unread count (the author's read marker moves to the new message); an
     untitled session takes its title from its first user message, and the
     owner's monthly activity counts the message
-    (``usage.services.usage_activity_count``). Five queries for an append; a
-    branch adds the sibling positions and the move of the active path.
+    (``usage.services.usage_activity_count``). Five queries for an append, and
+    the outbox's INSERT when ``OUTBOX_ENABLED``; a branch adds the sibling
+    positions and the move of the active path.
     Publishes ``message.created`` to the session's group and
     ``session.updated`` to every member's (and to the session's when the
     title was set or the active path moved elsewhere).

@@ -2,7 +2,11 @@
 
 Each check returns quickly and never raises: a dependency that is down is
 reported as such and turns the overall answer into a 503, so a load balancer
-takes the instance out of rotation.
+takes the instance out of rotation. A check may return figures, shown beside
+its status (a ``status`` among them replaces ``ok``). Apps add checks of
+their own from ``AppConfig.ready()`` with ``register_check``; an
+informational one (``critical=False``, the outbox's backlog) never turns the
+answer into a 503, even when it fails.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -20,7 +25,7 @@ from django.db import connection
 
 logger = logging.getLogger(__name__)
 
-Check = Callable[[], None]
+Check = Callable[[], dict[str, Any] | None]
 
 
 def check_database() -> None:
@@ -79,6 +84,17 @@ CHECKS: dict[str, Check] = {
     "cache": check_cache,
     "channel_layer": check_channel_layer,
 }
+# Checks whose result is shown but never makes the instance unhealthy.
+INFORMATIONAL: set[str] = set()
+
+
+def register_check(name: str, check: Check, *, critical: bool = True) -> None:
+    """Add ``check`` to ``/api/health/`` under ``name`` (from an app's ``ready()``)."""
+    CHECKS[name] = check
+    if critical:
+        INFORMATIONAL.discard(name)
+    else:
+        INFORMATIONAL.add(name)
 
 
 def run_checks() -> tuple[bool, dict[str, dict]]:
@@ -87,12 +103,12 @@ def run_checks() -> tuple[bool, dict[str, dict]]:
     for name, check in CHECKS.items():
         started = time.perf_counter()
         try:
-            check()
+            figures = check()
         except Exception as exc:  # any failure means "down"
-            healthy = False
+            healthy = healthy and name in INFORMATIONAL
             logger.warning("health check %s failed: %s", name, type(exc).__name__)
             results[name] = {"status": "unavailable", "error": type(exc).__name__}
         else:
             latency = round((time.perf_counter() - started) * 1000, 2)
-            results[name] = {"status": "ok", "latency_ms": latency}
+            results[name] = {"status": "ok", "latency_ms": latency, **(figures or {})}
     return healthy, results

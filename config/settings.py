@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "core",
     "realtime",
     "users",
+    "outbox",
     "usage",
     "notifications",
     "chat_history",
@@ -447,6 +448,29 @@ CHAT_IMPORT_THREAD = env.get_bool("CHAT_IMPORT_THREAD", default=True)
 # (run it from cron) deletes them. Unread ones stay.
 NOTIFICATIONS_KEEP_DAYS = env.get_int("NOTIFICATIONS_KEEP_DAYS", 90, minimum=0)
 
+# --- Events to the AI service: the outbox and RabbitMQ ----------------------------
+# amqp://user:password@host:5672/vhost (the vhost "/" is %2F). Unset: no broker.
+BROKER_URL = env.get_str("BROKER_URL")
+# A durable topic exchange of every event (routing key = the event type), and a
+# durable queue of document wake-ups ({document_id, event_id}) for workers.
+BROKER_EVENTS_EXCHANGE = env.get_str("BROKER_EVENTS_EXCHANGE", "chatbot.events")
+BROKER_DOCUMENT_QUEUE = env.get_str("BROKER_DOCUMENT_QUEUE", "chatbot.documents")
+# Write domain events to the outbox (one INSERT in each change's transaction),
+# for `manage.py relay_events` to deliver. Default: on exactly when BROKER_URL
+# is set, so a plain `make run` writes nothing nobody would deliver.
+OUTBOX_ENABLED = env.get_bool("OUTBOX_ENABLED", default=bool(BROKER_URL))
+# The relay: events per round (one transaction), and the wait when idle.
+OUTBOX_BATCH_SIZE = env.get_int("OUTBOX_BATCH_SIZE", 100, minimum=1)
+OUTBOX_RELAY_INTERVAL_MS = env.get_int("OUTBOX_RELAY_INTERVAL_MS", 500, minimum=1)
+# A failed delivery is retried after base * 2^(attempts-1) seconds, capped, with jitter.
+OUTBOX_RETRY_BASE_SECONDS = env.get_int("OUTBOX_RETRY_BASE_SECONDS", 1, minimum=0)
+OUTBOX_RETRY_MAX_SECONDS = env.get_int("OUTBOX_RETRY_MAX_SECONDS", 60, minimum=0)
+# Delivered events are deleted by the relay after this many days.
+OUTBOX_KEEP_DAYS = env.get_int("OUTBOX_KEEP_DAYS", 7, minimum=0)
+# /api/health/'s outbox check says "lagging" when the oldest pending event is
+# older than this (informational: never a 503). 0 = never.
+OUTBOX_MAX_LAG_SECONDS = env.get_int("OUTBOX_MAX_LAG_SECONDS", 0, minimum=0)
+
 # --- Provider keys ------------------------------------------------------------
 # The endpoint of each provider whose keys name none (Azure and OpenAI-compatible
 # keys carry their own base URL); the AI service gets it with the key, and a
@@ -587,5 +611,7 @@ LOGGING = {
         # path, which for a share link is its token.
         "django.request": {"level": "ERROR", "filters": ["no_secret_paths"]},
         "django.server": {"level": "WARNING", "filters": ["no_secret_paths"]},
+        # pika narrates every connect and close at INFO; the relay logs its own.
+        "pika": {"level": "WARNING"},
     },
 }

@@ -26,6 +26,9 @@ os.environ.setdefault("THROTTLE_SERVICE_MESSAGES", "100000/min")
 os.environ.setdefault("THROTTLE_SERVICE_STREAM", "100000/min")
 # Every event at once; the coalescing tests set their own window.
 os.environ.setdefault("REALTIME_COALESCE_MS", "0")
+# Every write emits its outbox event, with or without a broker (BROKER_URL), so
+# the whole suite runs the emits inside their transactions (outbox.services).
+os.environ.setdefault("OUTBOX_ENABLED", "True")
 os.environ.setdefault("ENCRYPTION_KEY", Fernet.generate_key().decode())
 os.environ.setdefault("DJANGO_DEBUG", "False")
 os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "False")

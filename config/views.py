@@ -23,7 +23,14 @@ class HealthView(APIView):
 
     @extend_schema(
         summary="Service health",
-        description="200 when every dependency answers, 503 when one does not.",
+        description=(
+            "200 when every dependency answers, 503 when one does not. Each check "
+            "has a `status` and, when it answered, `latency_ms`. Informational checks "
+            "never cause a 503: `outbox` reports the events waiting for the relay "
+            "(`pending`, counted up to 1000, `pending_capped` true past that; "
+            "`oldest_pending_seconds`, null when none; `enabled`) and its `status` is "
+            "`lagging` past `OUTBOX_MAX_LAG_SECONDS`."
+        ),
         responses={
             200: inline_serializer(
                 "Health",

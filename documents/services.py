@@ -19,6 +19,8 @@ pending/processing failed                      ``document_mark_failed`` (operato
 
 A document that becomes processed or failed also notifies its owner
 (``notifications.services.notification_create``), in the same transaction.
+An upload, a finished document and a deletion also write their outbox event
+there (``documents.events``, ``outbox.services.outbox_emit``).
 """
 
 from __future__ import annotations
@@ -101,7 +103,7 @@ def document_upload(*, user: User, file: UploadedFile) -> DocumentMetadata:
                 page_count=inspection.page_count,
                 qdrant_collection=settings.DOCUMENT_QDRANT_COLLECTION,
             )
-            events.document_status(document)
+            events.document_uploaded(document)
     except Exception as exc:
         default_storage.delete(stored_name)
         if isinstance(exc, IntegrityError):

@@ -80,11 +80,13 @@ def publish(group: str, event: dict[str, Any]) -> bool:
     return _send(group, relay_message(event))
 
 
-def publish_on_commit(group: str, event: dict[str, Any]) -> None:
+def publish_on_commit(group: str, event: dict[str, Any]) -> dict[str, str]:
     """Encode ``event`` now; send it after the current transaction commits
-    (at once outside one)."""
+    (at once outside one). Returns the encoded message (``relay_message``),
+    whose ``text`` a caller may reuse (the outbox stores it as is)."""
     message = relay_message(event)
     transaction.on_commit(lambda: _send(group, message))
+    return message
 
 
 def publish_many_on_commit(

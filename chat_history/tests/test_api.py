@@ -684,13 +684,13 @@ def test_post_message_runs_fixed_queries_whatever_the_history(
 
     # session (with my membership), savepoint, lock (and my role), INSERT,
     # the owner's monthly activity (one upsert), UPDATE session, UPDATE unread
-    # counts, release
-    with django_assert_num_queries(8):
+    # counts, the outbox's event (outbox_emit), release
+    with django_assert_num_queries(9):
         response = auth_client.post(
             history_url(session), {"role": "user", "content": "hi"}, format="json"
         )
     assert response.status_code == 201
-    with django_assert_num_queries(10):  # plus the savepoint around a keyed INSERT
+    with django_assert_num_queries(11):  # plus the savepoint around a keyed INSERT
         response = auth_client.post(
             messages_url(),
             {"session_id": str(session.session_id), "role": "user", "content": "hi"},

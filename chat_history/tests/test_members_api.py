@@ -601,8 +601,8 @@ def test_posting_runs_fixed_queries_whatever_the_members(
 
     # session (with my membership), savepoint, lock (and my role), INSERT, the
     # owner's monthly activity, UPDATE session, UPDATE every member's unread count,
-    # release
-    with django_assert_num_queries(8):
+    # the outbox's event, release
+    with django_assert_num_queries(9):
         _post(as_user(owner), session)
 
     unread = dict(

@@ -131,8 +131,8 @@ def test_session_delete_removes_messages_in_constant_queries(
 
     # savepoint, lock the session (and the actor's role), the members (for the
     # events), one DELETE per table (messages, members, revisions, feedback,
-    # share links, the session), release
-    with django_capture_on_commit_callbacks(execute=True), django_assert_num_queries(10):
+    # share links, the session), the outbox's event, release
+    with django_capture_on_commit_callbacks(execute=True), django_assert_num_queries(11):
         services.chat_session_delete(actor=session.user, session=session, permanent=True)
 
     assert not ChatSession.objects.filter(pk=session.pk).exists()
@@ -297,11 +297,11 @@ def test_message_create_runs_fixed_queries_whatever_the_history(
 
     # savepoint, lock the session row (reading the poster's role), INSERT,
     # the owner's activity this month (usage_activity_count's upsert), UPDATE
-    # session, UPDATE the members' unread counts, release
-    with django_assert_num_queries(7):
+    # session, UPDATE the members' unread counts, the outbox's event, release
+    with django_assert_num_queries(8):
         _create(session, actor=user)
     # ... plus a savepoint around the keyed INSERT
-    with django_assert_num_queries(9):
+    with django_assert_num_queries(10):
         _create(session, actor=user, content="keyed", client_message_id="k")
     # A replay: the lock, the failed INSERT, its rollback and release, the original's lookup.
     with django_assert_num_queries(8):

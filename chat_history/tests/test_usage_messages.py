@@ -292,8 +292,9 @@ def test_posting_with_usage_costs_the_records_queries(ai, session, django_assert
     ai.post(history_url(session), _answer(session), format="json")  # the month's rows exist
     # token, session, savepoint, lock, INSERT, [savepoint, limits, savepoint,
     # INSERT, release, the month's rows ensured, the user's row, the day's row,
-    # release], activity, UPDATE session, UPDATE unread counts, release
-    with django_assert_num_queries(18):
+    # release], activity, UPDATE session, UPDATE unread counts, the outbox's event,
+    # release
+    with django_assert_num_queries(19):
         response = ai.post(history_url(session), _answer(session), format="json")
     assert response.status_code == 201
 
