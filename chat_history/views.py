@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -27,7 +26,7 @@ from rest_framework.response import Response
 from chat_history import imports, search, selectors, services, stats
 from chat_history.errors import ImportFileTooLargeError
 from chat_history.exports import EXPORTERS, streaming_content
-from chat_history.models import ImportStatus
+from chat_history.models import CLIENT_MESSAGE_ID_MAX_LENGTH, ImportStatus
 from chat_history.serializers import (
     DeleteQuerySerializer,
     ExportQuerySerializer,
@@ -71,7 +70,7 @@ from core.parsers import declared_length
 from core.permissions import EndUserOnly, EndUserOrScopedService, ScopedServiceOnly
 from core.schema import error_response
 from core.throttles import WriteThrottle
-from core.validation import validated, validated_query
+from core.validation import idempotency_key, validated, validated_query
 from realtime import presence
 from usage.serializers import usage_error_fields
 from users.models import Scope
@@ -113,15 +112,6 @@ class FormatParamNegotiation(DefaultContentNegotiation):
         URL_FORMAT_OVERRIDE = None
 
 
-def _idempotency_key(request, data: dict) -> str | None:
-    body, header = data.get("client_message_id"), request.headers.get("Idempotency-Key")
-    if body and header and body != header:
-        raise ValidationError(
-            {"client_message_id": "Differs from the Idempotency-Key header; send one of them."}
-        )
-    return body or header or None
-
-
 def _create_message(request, *, session_id, data: dict) -> Response:
     session = selectors.session_get(actor=request.user, session_id=session_id)
     message, created = services.chat_message_create(
@@ -130,7 +120,12 @@ def _create_message(request, *, session_id, data: dict) -> Response:
         role=data["role"],
         content=data["content"],
         metadata=data.get("metadata"),
-        client_message_id=_idempotency_key(request, data),
+        client_message_id=idempotency_key(
+            request,
+            data.get("client_message_id"),
+            field="client_message_id",
+            max_length=CLIENT_MESSAGE_ID_MAX_LENGTH,
+        ),
         stream_id=data.get("stream_id"),
         parent_id=data.get("parent_id", services.APPEND),
         author_id=data.get("author_id"),

@@ -90,3 +90,18 @@ def _json_type(field: serializers.Field) -> tuple[tuple[type, ...], str] | None:
         if isinstance(field, kind):
             return types, label
     return None
+
+
+def idempotency_key(request, body_value: str | None, *, field: str, max_length: int) -> str | None:
+    """The idempotency key of a write: the body's ``field`` or the
+    ``Idempotency-Key`` header (the same value if both are sent), None if
+    neither. A mismatch or a key over ``max_length`` is a 400 on ``field``."""
+    header = (request.headers.get("Idempotency-Key") or "").strip() or None
+    if body_value and header and body_value != header:
+        raise serializers.ValidationError(
+            {field: "Differs from the Idempotency-Key header; send one of them."}
+        )
+    key = body_value or header
+    if key is not None and len(key) > max_length:
+        raise serializers.ValidationError({field: f"At most {max_length} characters."})
+    return key

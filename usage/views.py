@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from core.permissions import EndUserOnly, ScopedServiceOnly
 from core.schema import error_response
 from core.throttles import WriteThrottle
-from core.validation import validated, validated_query
+from core.validation import idempotency_key, validated, validated_query
 from usage import selectors, services
 from usage.models import IDEMPOTENCY_KEY_MAX_LENGTH
 from usage.serializers import (
@@ -49,19 +49,15 @@ _RECORD_CONFLICT = error_response(
 
 
 def _idempotency_key(request, data: dict) -> str:
-    body, header = data.get("idempotency_key"), request.headers.get("Idempotency-Key")
-    if body and header and body != header:
-        raise serializers.ValidationError(
-            {"idempotency_key": "Differs from the Idempotency-Key header; send one of them."}
-        )
-    key = body or (header or "").strip()
+    key = idempotency_key(
+        request,
+        data.get("idempotency_key"),
+        field="idempotency_key",
+        max_length=IDEMPOTENCY_KEY_MAX_LENGTH,
+    )
     if not key:
         raise serializers.ValidationError(
             {"idempotency_key": "Required (or send the Idempotency-Key header)."}
-        )
-    if len(key) > IDEMPOTENCY_KEY_MAX_LENGTH:
-        raise serializers.ValidationError(
-            {"idempotency_key": f"At most {IDEMPOTENCY_KEY_MAX_LENGTH} characters."}
         )
     return key
 

@@ -657,6 +657,19 @@ def test_conflicting_idempotency_keys_are_rejected(auth_client, session):
     assert not ChatMessage.objects.exists()
 
 
+def test_an_idempotency_key_header_longer_than_the_column_is_a_400(auth_client, session):
+    # Once a 500 on PostgreSQL (varchar(128)): the header skipped the body's length rule.
+    body = {"role": "user", "content": "hi"}
+
+    response = auth_client.post(
+        history_url(session), body, format="json", HTTP_IDEMPOTENCY_KEY="k" * 129
+    )
+
+    assert response.status_code == 400
+    assert "client_message_id" in response.json()["errors"]
+    assert not ChatMessage.objects.exists()
+
+
 def test_reusing_a_key_for_a_different_message_is_a_conflict(auth_client, session):
     first = auth_client.post(
         history_url(session),
